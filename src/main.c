@@ -1,0 +1,54 @@
+/*
+ * berth: one binary, a table of subcommands (git's commands[]). `berth serve`
+ * runs the registry; the others are the client. Each command lives in its own
+ * cmd_<name>.c and returns the process exit code: 0 success, 1 the operation
+ * failed, 2 usage error.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    { "serve", cmd_serve, "run the registry server" },
+    { "version", cmd_version, "print the version" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: berth <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'berth <command> --help' describes a command.\n");
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("berth %s\n", BERTH_VERSION);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "berth: '%s' is not a berth command; see 'berth --help'\n", argv[1]);
+    return 2;
+}
