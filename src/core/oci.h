@@ -14,7 +14,7 @@ enum berth_oci_code {
     BERTH_OCI_BLOB_UPLOAD_INVALID,   /* 400 (416 for a bad chunk offset, chosen by caller) */
     BERTH_OCI_BLOB_UPLOAD_UNKNOWN,   /* 404 */
     BERTH_OCI_DIGEST_INVALID,        /* 400 */
-    BERTH_OCI_MANIFEST_BLOB_UNKNOWN, /* 400 (spec: 404 also seen; distribution uses 400) */
+    BERTH_OCI_MANIFEST_BLOB_UNKNOWN, /* 404 (spec end-7 failure status; distribution uses 400) */
     BERTH_OCI_MANIFEST_INVALID,      /* 400 */
     BERTH_OCI_MANIFEST_UNKNOWN,      /* 404 */
     BERTH_OCI_NAME_INVALID,          /* 400 */

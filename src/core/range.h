@@ -23,7 +23,7 @@ struct berth_range {
 int berth_range_parse(struct berth_range *out, const char *hdr, size_t len, uint64_t size);
 
 /* Parse an upload Content-Range value: "a-b" or "bytes a-b/total" or
- * "bytes a-b/*". b >= a. 0 or BERTH_EINVALID. */
+ * "bytes a-b/<star>" (the complete length unknown). b >= a. 0 or BERTH_EINVALID. */
 int berth_content_range_parse(struct berth_range *out, const char *hdr, size_t len);
 
 #endif

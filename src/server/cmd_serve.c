@@ -1,0 +1,228 @@
+/*
+ * `berth serve`: read the configuration (defaults < YAML file < REGISTRY_*
+ * environment < flags), open the store, start the HTTP server, then wait for
+ * signals on the main thread. SIGTERM/SIGINT stop gracefully: stop accepting,
+ * let in-flight requests finish (bounded), close the database. The main
+ * thread also runs the periodic purge of expired upload sessions.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "config.h"
+#include "core/error.h"
+#include "log.h"
+#include "server.h"
+#include "store/store.h"
+
+extern char **environ;
+
+#define STOP_GRACE_MS 10000
+
+static const char usage_text[] =
+    "usage: berth serve [options]\n"
+    "\n"
+    "Run the registry: the OCI Distribution API v1.1 / Docker Registry HTTP API v2.\n"
+    "\n"
+    "options:\n"
+    "  --addr HOST:PORT     listen address (http.addr; default 0.0.0.0:5000)\n"
+    "  --root DIR           data directory (storage.filesystem.rootdirectory;\n"
+    "                       default ./var/berth)\n"
+    "  --config FILE        YAML configuration with distribution's config.yml keys\n"
+    "  --log-level LEVEL    error, warn, info or debug (log.level; default info)\n"
+    "  --manifest-max SIZE  largest manifest accepted (berth.manifestmaxbytes;\n"
+    "                       default 4MiB)\n"
+    "  --threads N          worker threads (berth.threads; default one per CPU)\n"
+    "  --no-delete          refuse DELETE of manifests and blobs (storage.delete.enabled)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Precedence: defaults < config file < REGISTRY_* environment variables\n"
+    "(e.g. REGISTRY_HTTP_ADDR, REGISTRY_STORAGE_DELETE_ENABLED) < flags.\n"
+    "Unknown configuration keys are reported as warnings.\n";
+
+static void warn_cb(void *ctx, const char *msg)
+{
+    (void)ctx;
+    berth_log_warn("%s", msg);
+}
+
+static void purge_uploads(struct berth_store *st, const struct berth_config *cfg)
+{
+    int removed = 0;
+
+    if (cfg->purge_dryrun) {
+        berth_log_info("upload purge: dry run, nothing removed");
+        return;
+    }
+    if (berth_upload_purge(st, cfg->purge_age_ms / 1000, &removed) < 0)
+        berth_log_error("upload purge failed: %s", berth_error_msg());
+    else if (removed)
+        berth_log_info("upload purge: removed %d expired session%s", removed,
+                       removed == 1 ? "" : "s");
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    enum { OPT_ADDR = 256, OPT_ROOT, OPT_CONFIG, OPT_LOG, OPT_MMAX, OPT_THREADS, OPT_NODEL };
+    static const struct option opts[] = {
+        { "addr", required_argument, NULL, OPT_ADDR },
+        { "root", required_argument, NULL, OPT_ROOT },
+        { "config", required_argument, NULL, OPT_CONFIG },
+        { "log-level", required_argument, NULL, OPT_LOG },
+        { "manifest-max", required_argument, NULL, OPT_MMAX },
+        { "threads", required_argument, NULL, OPT_THREADS },
+        { "no-delete", no_argument, NULL, OPT_NODEL },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct { const char *key, *value; } flags[8];
+    size_t nflags = 0;
+    const char *config_path = NULL;
+    struct berth_config cfg;
+    struct berth_store_config scfg = { 0 };
+    struct berth_server_config hcfg = { 0 };
+    struct berth_store *st = NULL;
+    struct berth_server *srv = NULL;
+    sigset_t sigs;
+    int64_t next_purge;
+    int c, rc = 1;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (c) {
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case OPT_CONFIG:
+            config_path = optarg;
+            continue;
+        case OPT_ADDR:
+            key = "http.addr";
+            break;
+        case OPT_ROOT:
+            key = "storage.filesystem.rootdirectory";
+            break;
+        case OPT_LOG:
+            key = "log.level";
+            break;
+        case OPT_MMAX:
+            key = "berth.manifestmaxbytes";
+            break;
+        case OPT_THREADS:
+            key = "berth.threads";
+            break;
+        case OPT_NODEL:
+            flags[nflags].key = "storage.delete.enabled";
+            flags[nflags++].value = "false";
+            continue;
+        default:
+            fputs(usage_text, stderr);
+            return 2;
+        }
+        if (nflags < sizeof(flags) / sizeof(flags[0])) {
+            flags[nflags].key = key;
+            flags[nflags++].value = optarg;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "berth: serve takes no arguments ('%s')\n", argv[optind]);
+        return 2;
+    }
+
+    berth_config_init(&cfg);
+    if (config_path && berth_config_load(&cfg, config_path, warn_cb, NULL) < 0) {
+        fprintf(stderr, "berth: %s\n", berth_error_msg());
+        rc = 2;
+        goto done;
+    }
+    if (berth_config_env(&cfg, environ, warn_cb, NULL) < 0) {
+        fprintf(stderr, "berth: %s\n", berth_error_msg());
+        rc = 2;
+        goto done;
+    }
+    for (size_t i = 0; i < nflags; i++) {
+        if (berth_config_set(&cfg, flags[i].key, flags[i].value, warn_cb, NULL) < 0) {
+            fprintf(stderr, "berth: %s\n", berth_error_msg());
+            rc = 2;
+            goto done;
+        }
+    }
+    berth_log_level = cfg.log_level;
+
+    /* Signals are taken synchronously by this thread only: block them before
+     * any other thread starts so the server threads inherit the mask. */
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    scfg.root = cfg.root;
+    if (berth_store_open(&st, &scfg) < 0) {
+        berth_log_error("cannot open storage at '%s': %s", cfg.root, berth_error_msg());
+        goto done;
+    }
+    if (cfg.purge_enabled)
+        purge_uploads(st, &cfg);
+
+    hcfg.addr = cfg.addr;
+    hcfg.delete_enabled = cfg.delete_enabled;
+    hcfg.manifest_max = (size_t)cfg.manifest_max;
+    hcfg.threads = cfg.threads;
+    hcfg.access_log = cfg.access_log;
+    if (berth_server_start(&srv, &hcfg, st) < 0) {
+        berth_log_error("cannot listen on '%s': %s", cfg.addr, berth_error_msg());
+        goto done;
+    }
+    berth_log_info("berth %s listening on %s (port %u), root %s, delete %s", BERTH_VERSION,
+                   cfg.addr, (unsigned)berth_server_port(srv), cfg.root,
+                   cfg.delete_enabled ? "enabled" : "disabled");
+
+    next_purge = now_ms() + cfg.purge_interval_ms;
+    for (;;) {
+        int64_t wait = cfg.purge_enabled ? next_purge - now_ms() : 3600 * 1000;
+        struct timespec ts;
+        int sig;
+
+        if (wait < 0)
+            wait = 0;
+        ts.tv_sec = wait / 1000;
+        ts.tv_nsec = (wait % 1000) * 1000000;
+        sig = sigtimedwait(&sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            berth_log_info("received %s, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        if (sig == SIGHUP) {
+            berth_log_info("received SIGHUP: nothing to reload yet");
+            continue;
+        }
+        if (sig < 0 && errno != EAGAIN && errno != EINTR)
+            break;
+        if (cfg.purge_enabled && now_ms() >= next_purge) {
+            purge_uploads(st, &cfg);
+            next_purge = now_ms() + cfg.purge_interval_ms;
+        }
+    }
+    rc = 0;
+done:
+    berth_server_stop(srv, STOP_GRACE_MS);
+    berth_store_free(st);
+    berth_config_dispose(&cfg);
+    return rc;
+}

@@ -1,0 +1,175 @@
+/* Unit tests for src/server/config.c: distribution's key names, REGISTRY_*
+ * overrides, durations and sizes, unknown keys reported, bad YAML refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "server/config.h"
+#include "server/log.h"
+
+struct warns {
+    int n;
+    char last[512];
+};
+
+static void warn_cb(void *ctx, const char *msg)
+{
+    struct warns *w = ctx;
+    w->n++;
+    strncpy(w->last, msg, sizeof(w->last) - 1);
+}
+
+static int parse(struct berth_config *cfg, const char *yaml, struct warns *w)
+{
+    return berth_config_parse(cfg, (const uint8_t *)yaml, strlen(yaml), warn_cb, w);
+}
+
+static void test_defaults(void **state)
+{
+    struct berth_config cfg;
+    (void)state;
+    berth_config_init(&cfg);
+    assert_string_equal(cfg.addr, "0.0.0.0:5000");
+    assert_string_equal(cfg.root, "./var/berth");
+    assert_int_equal(cfg.delete_enabled, 1);
+    assert_int_equal(cfg.purge_age_ms, 24LL * 3600 * 1000);
+    assert_int_equal(cfg.manifest_max, 4 * 1024 * 1024);
+    berth_config_dispose(&cfg);
+}
+
+static void test_distribution_config(void **state)
+{
+    /* The shape of distribution's own cmd/registry/config-example.yml. */
+    static const char yaml[] = "version: 0.1\n"
+                               "log:\n"
+                               "  level: debug\n"
+                               "  fields:\n"
+                               "    service: registry\n"
+                               "storage:\n"
+                               "  cache:\n"
+                               "    blobdescriptor: inmemory\n"
+                               "  filesystem:\n"
+                               "    rootdirectory: /var/lib/registry\n"
+                               "  delete:\n"
+                               "    enabled: false\n"
+                               "  maintenance:\n"
+                               "    uploadpurging:\n"
+                               "      enabled: true\n"
+                               "      age: 168h\n"
+                               "      interval: 24h\n"
+                               "      dryrun: false\n"
+                               "http:\n"
+                               "  addr: :5000\n"
+                               "  headers:\n"
+                               "    X-Content-Type-Options: [nosniff]\n";
+    struct berth_config cfg;
+    struct warns w = { 0 };
+    (void)state;
+    berth_config_init(&cfg);
+    assert_int_equal(parse(&cfg, yaml, &w), 0);
+    assert_string_equal(cfg.addr, ":5000");
+    assert_string_equal(cfg.root, "/var/lib/registry");
+    assert_int_equal(cfg.delete_enabled, 0);
+    assert_int_equal(cfg.log_level, BERTH_LOG_DEBUG);
+    assert_int_equal(cfg.purge_age_ms, 168LL * 3600 * 1000);
+    assert_int_equal(cfg.purge_interval_ms, 24LL * 3600 * 1000);
+    /* log.fields.service, storage.cache.blobdescriptor, http.headers.X-... */
+    assert_int_equal(w.n, 3);
+    assert_non_null(strstr(w.last, "http.headers.X-Content-Type-Options"));
+    berth_config_dispose(&cfg);
+}
+
+static void test_env_overrides(void **state)
+{
+    char *env[] = { "PATH=/bin", "REGISTRY_HTTP_ADDR=127.0.0.1:6000",
+                    "REGISTRY_STORAGE_DELETE_ENABLED=false",
+                    "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/tmp/x", "REGISTRY_NOPE=1", NULL };
+    struct berth_config cfg;
+    struct warns w = { 0 };
+    (void)state;
+    berth_config_init(&cfg);
+    assert_int_equal(berth_config_env(&cfg, env, warn_cb, &w), 0);
+    assert_string_equal(cfg.addr, "127.0.0.1:6000");
+    assert_string_equal(cfg.root, "/tmp/x");
+    assert_int_equal(cfg.delete_enabled, 0);
+    assert_int_equal(w.n, 1);
+    assert_non_null(strstr(w.last, "REGISTRY_NOPE"));
+    berth_config_dispose(&cfg);
+}
+
+static void test_bad_values(void **state)
+{
+    struct berth_config cfg;
+    struct warns w = { 0 };
+    (void)state;
+    berth_config_init(&cfg);
+    assert_int_equal(parse(&cfg, "storage:\n  delete:\n    enabled: maybe\n", &w), BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_msg(), "storage.delete.enabled"));
+    assert_int_equal(parse(&cfg, "log:\n  level: loud\n", &w), BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "version: 0.2\n", &w), BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "http: [1, 2\n", &w), BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_msg(), "line"));
+    assert_int_equal(parse(&cfg, "- a\n- b\n", &w), BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "just a string\n", &w), BERTH_EINVALID);
+    assert_int_equal(
+        parse(&cfg, "storage:\n  maintenance:\n    uploadpurging:\n      age: soon\n", &w),
+        BERTH_EINVALID);
+    /* Empty document: nothing set, no error. */
+    assert_int_equal(parse(&cfg, "", &w), 0);
+    berth_config_dispose(&cfg);
+}
+
+static void test_durations(void **state)
+{
+    int64_t ms;
+    (void)state;
+    assert_int_equal(berth_duration_parse(&ms, "24h"), 0);
+    assert_int_equal(ms, 24LL * 3600 * 1000);
+    assert_int_equal(berth_duration_parse(&ms, "1m30s"), 0);
+    assert_int_equal(ms, 90000);
+    assert_int_equal(berth_duration_parse(&ms, "500ms"), 0);
+    assert_int_equal(ms, 500);
+    assert_int_equal(berth_duration_parse(&ms, "2s"), 0);
+    assert_int_equal(ms, 2000);
+    assert_int_equal(berth_duration_parse(&ms, "1.5h"), 0);
+    assert_int_equal(ms, 5400000);
+    assert_int_equal(berth_duration_parse(&ms, "30"), 0);
+    assert_int_equal(ms, 30000);
+    assert_int_equal(berth_duration_parse(&ms, ""), BERTH_EINVALID);
+    assert_int_equal(berth_duration_parse(&ms, "h"), BERTH_EINVALID);
+    assert_int_equal(berth_duration_parse(&ms, "5x"), BERTH_EINVALID);
+    assert_int_equal(berth_duration_parse(&ms, "-5s"), BERTH_EINVALID);
+    assert_int_equal(berth_duration_parse(&ms, "1s2"), BERTH_EINVALID);
+}
+
+static void test_sizes(void **state)
+{
+    uint64_t n;
+    (void)state;
+    assert_int_equal(berth_size_parse(&n, "4MiB"), 0);
+    assert_int_equal(n, 4 * 1024 * 1024);
+    assert_int_equal(berth_size_parse(&n, "4MB"), 0);
+    assert_int_equal(n, 4000000);
+    assert_int_equal(berth_size_parse(&n, "1024"), 0);
+    assert_int_equal(n, 1024);
+    assert_int_equal(berth_size_parse(&n, "512k"), 0);
+    assert_int_equal(n, 512 * 1024);
+    assert_int_equal(berth_size_parse(&n, "x"), BERTH_EINVALID);
+    assert_int_equal(berth_size_parse(&n, "99999999999999999999"), BERTH_EINVALID);
+    assert_int_equal(berth_size_parse(&n, "20000000000GiB"), BERTH_EINVALID);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),     cmocka_unit_test(test_distribution_config),
+        cmocka_unit_test(test_env_overrides), cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_durations),    cmocka_unit_test(test_sizes),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
