@@ -46,8 +46,8 @@ static int quote_len(size_t len)
 
 static int invalid(const char *s, size_t len, const char *why)
 {
-    return berth_error_set_oci(BERTH_EINVALID, BERTH_OCI_DIGEST_INVALID, "invalid digest '%.*s': %s",
-                               quote_len(len), s, why);
+    return berth_error_set_oci(BERTH_EINVALID, BERTH_OCI_DIGEST_INVALID,
+                               "invalid digest '%.*s': %s", quote_len(len), s, why);
 }
 
 /*

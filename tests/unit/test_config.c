@@ -86,9 +86,10 @@ static void test_distribution_config(void **state)
 
 static void test_env_overrides(void **state)
 {
-    char *env[] = { "PATH=/bin", "REGISTRY_HTTP_ADDR=127.0.0.1:6000",
-                    "REGISTRY_STORAGE_DELETE_ENABLED=false",
-                    "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/tmp/x", "REGISTRY_NOPE=1", NULL };
+    static char e0[] = "PATH=/bin", e1[] = "REGISTRY_HTTP_ADDR=127.0.0.1:6000",
+                e2[] = "REGISTRY_STORAGE_DELETE_ENABLED=false",
+                e3[] = "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=/tmp/x", e4[] = "REGISTRY_NOPE=1";
+    char *env[] = { e0, e1, e2, e3, e4, NULL };
     struct berth_config cfg;
     struct warns w = { 0 };
     (void)state;

@@ -1,0 +1,199 @@
+/*
+ * Manifests (distribution-spec "Pulling manifests", "Pushing manifests",
+ * "Deleting manifests"): end-3 GET/HEAD, end-7 PUT, end-9 DELETE
+ * /v2/<name>/manifests/<tag|digest>. A manifest is served as the exact bytes
+ * pushed with the Content-Type pushed; its digest is always computed over
+ * those bytes. The PUT body is buffered (http.c caps it at the configured
+ * limit → 413 SIZE_INVALID), validated by core/manifest and stored whole.
+ */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/error.h"
+#include "core/manifest.h"
+#include "core/name.h"
+#include "handlers.h"
+#include "http.h"
+
+/* ?tag= values are rare and few; more than this is refused. */
+#define EXTRA_TAGS_MAX 64
+
+void h_manifest_get(struct request *req)
+{
+    struct berth_manifest_info info;
+    char etag[BERTH_DIGEST_STR_MAX + 2];
+    const int head = req->method == M_HEAD;
+    int err;
+
+    memset(&info, 0, sizeof(info));
+    err = berth_store_manifest_get(req->srv->st, req->name, req->ref, !head, &info);
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_MANIFEST_UNKNOWN);
+        return;
+    }
+    if (head) {
+        respond_head(req, MHD_HTTP_OK, info.len);
+    } else {
+        respond_take(req, MHD_HTTP_OK, info.body, info.len, NULL);
+        info.body = NULL;
+    }
+    snprintf(etag, sizeof(etag), "\"%s\"", info.digest.str);
+    add_header(req, MHD_HTTP_HEADER_CONTENT_TYPE,
+               info.media_type ? info.media_type : BERTH_MT_OCI_MANIFEST);
+    add_header(req, "Docker-Content-Digest", info.digest.str);
+    add_header(req, MHD_HTTP_HEADER_ETAG, etag);
+    berth_manifest_info_dispose(&info);
+}
+
+void h_manifest_open(struct request *req)
+{
+    req->body_mode = BODY_MANIFEST;
+}
+
+struct tag_list {
+    const char *tags[EXTRA_TAGS_MAX];
+    size_t n;
+    int too_many;
+};
+
+static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct tag_list *tl = cls;
+
+    (void)kind;
+    if (strcmp(key, "tag") != 0)
+        return MHD_YES;
+    if (tl->n == EXTRA_TAGS_MAX) {
+        tl->too_many = 1;
+        return MHD_NO;
+    }
+    tl->tags[tl->n++] = value ? value : "";
+    return MHD_YES;
+}
+
+/* The ?tag= parameters (all of them: MHD_lookup_connection_value would give
+ * one). 0, or -1 after answering 400 TAG_INVALID. */
+static int extra_tags(struct request *req, struct tag_list *tl)
+{
+    memset(tl, 0, sizeof(*tl));
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_tag, tl);
+    if (tl->too_many) {
+        respond_oci(req, BERTH_OCI_TAG_INVALID, "too many tag parameters");
+        return -1;
+    }
+    if (tl->n && !req->ref_is_digest) {
+        respond_oci(req, BERTH_OCI_TAG_INVALID, "tag parameters need a push by digest");
+        return -1;
+    }
+    for (size_t i = 0; i < tl->n; i++) {
+        if (berth_tag_check(tl->tags[i], strlen(tl->tags[i])) < 0) {
+            respond_oci(req, BERTH_OCI_TAG_INVALID, berth_error_msg());
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A Content-Type naming no manifest kind is refused (as distribution does),
+ * except the generic ones some clients send, which leave the kind to the
+ * body's mediaType. */
+static int content_type_ok(const char *ct)
+{
+    static const char *const generic[] = { "application/json", "text/plain",
+                                           "application/octet-stream" };
+    size_t len;
+
+    if (!ct)
+        return 1;
+    len = strcspn(ct, ";");
+    while (len && (ct[len - 1] == ' ' || ct[len - 1] == '\t'))
+        len--;
+    if (!len || berth_manifest_kind_of(ct, len) != BERTH_MK_UNKNOWN)
+        return 1;
+    for (size_t i = 0; i < sizeof(generic) / sizeof(generic[0]); i++)
+        if (strlen(generic[i]) == len && !strncasecmp(ct, generic[i], len))
+            return 1;
+    return 0;
+}
+
+void h_manifest_put(struct request *req)
+{
+    struct berth_manifest *m = NULL;
+    struct berth_manifest_put put;
+    const char *ct = req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    struct berth_digest d;
+    struct tag_list tl;
+    char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32];
+    int err;
+
+    if (extra_tags(req, &tl) < 0)
+        goto done;
+    if (!content_type_ok(ct)) {
+        respond_oci(req, BERTH_OCI_MANIFEST_INVALID, "unsupported manifest media type");
+        goto done;
+    }
+    err = berth_digest_buf(&d, req->ref_is_digest ? req->digest.algo : BERTH_SHA256,
+                           req->body, req->body_len);
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_INTERNAL);
+        goto done;
+    }
+    if (req->ref_is_digest && !berth_digest_equal(&d, &req->digest)) {
+        respond_oci(req, BERTH_OCI_DIGEST_INVALID, "manifest digest does not match the reference");
+        goto done;
+    }
+    err = berth_manifest_parse(&m, ct, req->body, req->body_len);
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_MANIFEST_INVALID);
+        goto done;
+    }
+
+    memset(&put, 0, sizeof(put));
+    put.repo = req->name;
+    put.tag = req->ref_is_digest ? NULL : req->ref;
+    put.extra_tags = tl.n ? tl.tags : NULL;
+    put.nextra_tags = tl.n;
+    put.m = m;
+    put.body = req->body;
+    put.len = req->body_len;
+    put.digest = &d;
+    if ((err = berth_store_manifest_put(req->srv->st, &put)) < 0) {
+        respond_berr(req, err, BERTH_OCI_MANIFEST_INVALID);
+        goto done;
+    }
+
+    respond_empty(req, MHD_HTTP_CREATED);
+    snprintf(location, sizeof(location), "/v2/%s/manifests/%s", req->name, d.str);
+    add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+    add_header(req, "Docker-Content-Digest", d.str);
+    for (size_t i = 0; i < tl.n; i++)
+        add_header(req, "OCI-Tag", tl.tags[i]);
+    if (m->has_subject)
+        add_header(req, "OCI-Subject", m->subject.digest.str);
+done:
+    berth_manifest_free(m);
+}
+
+void h_manifest_delete(struct request *req)
+{
+    int err;
+
+    if (!req->srv->delete_enabled) {
+        respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
+                      "deletes are disabled on this registry");
+        return;
+    }
+    if (req->ref_is_digest)
+        err = berth_store_manifest_delete(req->srv->st, req->name, &req->digest);
+    else
+        err = berth_store_tag_delete(req->srv->st, req->name, req->ref);
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_MANIFEST_UNKNOWN);
+        return;
+    }
+    respond_empty(req, MHD_HTTP_ACCEPTED);
+}

@@ -1,0 +1,260 @@
+/*
+ * Blob uploads (distribution-spec "Pushing blobs"): end-4a/4b POST, end-11
+ * mount, end-5 PATCH, end-6 PUT, end-13 GET and end-14 DELETE on
+ * /v2/<name>/blobs/uploads/[<id>]. Bodies stream straight into the session
+ * (http.c calls berth_upload_write per chunk MHD hands over): a layer never
+ * sits in memory. The begin step opens the session when the headers arrive;
+ * the handler closes it (keep=1) or commits it; anything else — a failure,
+ * a broken connection — rolls the chunk back (http.c, keep=0).
+ */
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/name.h"
+#include "core/range.h"
+#include "handlers.h"
+#include "http.h"
+
+#define LOCATION_MAX (BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32)
+
+/* Location, Docker-Upload-UUID and Range of a session holding `offset`
+ * bytes. Range is "0-<last>" without "bytes=" (docker parses it that way),
+ * "0-0" when empty as distribution does. */
+static void session_headers(struct request *req, const char *id, uint64_t offset)
+{
+    char location[LOCATION_MAX], range[48];
+
+    snprintf(location, sizeof(location), "/v2/%s/blobs/uploads/%s", req->name, id);
+    snprintf(range, sizeof(range), "0-%" PRIu64, offset ? offset - 1 : 0);
+    add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+    add_header(req, "Docker-Upload-UUID", id);
+    add_header(req, MHD_HTTP_HEADER_RANGE, range);
+}
+
+static void blob_created(struct request *req, const struct berth_digest *d)
+{
+    char location[LOCATION_MAX];
+
+    snprintf(location, sizeof(location), "/v2/%s/blobs/%s", req->name, d->str);
+    respond_empty(req, MHD_HTTP_CREATED);
+    add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+    add_header(req, "Docker-Content-Digest", d->str);
+}
+
+/* Parse the ?digest= parameter into req->digest. 0, or -1 after 400. */
+static int digest_arg(struct request *req)
+{
+    const char *s = req_arg(req, "digest");
+
+    if (!s || !*s) {
+        respond_oci(req, BERTH_OCI_DIGEST_INVALID, "digest parameter missing");
+        return -1;
+    }
+    if (berth_digest_parse(&req->digest, s, strlen(s)) < 0) {
+        respond_error(req, MHD_HTTP_BAD_REQUEST, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
+        return -1;
+    }
+    return 0;
+}
+
+void h_upload_start(struct request *req)
+{
+    char id[BERTH_UPLOAD_ID_MAX];
+    int err;
+
+    if ((err = berth_upload_new(req->srv->st, req->name, id)) < 0) {
+        respond_berr(req, err, BERTH_OCI_NAME_UNKNOWN);
+        return;
+    }
+    respond_empty(req, MHD_HTTP_ACCEPTED);
+    session_headers(req, id, 0);
+}
+
+/* end-11: link the blob from another repository; when that is not possible
+ * (no `from`, invalid `from`, blob not there) open a normal session. */
+void h_upload_mount(struct request *req)
+{
+    const char *mount = req_arg(req, "mount");
+    const char *from = req_arg(req, "from");
+    struct berth_digest d;
+    int err;
+
+    if (berth_digest_parse(&d, mount, strlen(mount)) < 0) {
+        respond_error(req, MHD_HTTP_BAD_REQUEST, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
+        return;
+    }
+    if (from && berth_name_check(from, strlen(from)) == 0) {
+        err = berth_store_blob_mount(req->srv->st, req->name, from, &d);
+        if (err == 0) {
+            blob_created(req, &d);
+            return;
+        }
+        if (err != BERTH_ENOTFOUND && err != BERTH_EINVALID && err != BERTH_EDENIED) {
+            respond_berr(req, err, BERTH_OCI_BLOB_UNKNOWN);
+            return;
+        }
+    }
+    berth_error_clear();
+    h_upload_start(req);
+}
+
+/* end-4b: a new session, opened for the whole body. */
+void h_mono_open(struct request *req)
+{
+    char id[BERTH_UPLOAD_ID_MAX];
+    int err;
+
+    if (digest_arg(req) < 0)
+        return;
+    if ((err = berth_upload_new(req->srv->st, req->name, id)) < 0) {
+        respond_berr(req, err, BERTH_OCI_NAME_UNKNOWN);
+        return;
+    }
+    if ((err = berth_upload_open(&req->upload, req->srv->st, req->name, id, -1)) < 0) {
+        respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
+        berth_upload_cancel(req->srv->st, req->name, id);
+        return;
+    }
+    req->body_mode = BODY_UPLOAD;
+}
+
+static void commit(struct request *req)
+{
+    int err = berth_upload_commit(req->upload, &req->digest, NULL);
+
+    req->upload = NULL; /* freed by commit in every case */
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_INVALID);
+        return;
+    }
+    blob_created(req, &req->digest);
+}
+
+void h_upload_mono(struct request *req)
+{
+    commit(req);
+}
+
+/* Open the session for a chunk: with a Content-Range its start must be the
+ * session's offset (416 otherwise, session untouched) and a Content-Length
+ * must agree with it. */
+static void open_chunk(struct request *req)
+{
+    const char *cr = req_header(req, MHD_HTTP_HEADER_CONTENT_RANGE);
+    const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    struct berth_range r;
+    uint64_t offset;
+    int64_t expect = -1;
+    int err;
+
+    if (cr) {
+        if (berth_content_range_parse(&r, cr, strlen(cr)) < 0 || r.start > INT64_MAX) {
+            respond_error(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
+                          berth_error_msg());
+            goto range_error;
+        }
+        req->has_range = 1;
+        req->range_len = r.end - r.start + 1;
+        if (cl && strtoull(cl, NULL, 10) != req->range_len) {
+            respond_error(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
+                          "Content-Length does not match Content-Range");
+            goto range_error;
+        }
+        expect = (int64_t)r.start;
+    }
+    err = berth_upload_open(&req->upload, req->srv->st, req->name, req->ref, expect);
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
+        if (err == BERTH_ERANGE)
+            goto range_error;
+        return;
+    }
+    req->chunk_start = berth_upload_size(req->upload);
+    req->body_mode = BODY_UPLOAD;
+    return;
+
+range_error:
+    /* tell the client where the session stands so it can resume */
+    if (berth_upload_offset(req->srv->st, req->name, req->ref, &offset) == 0)
+        session_headers(req, req->ref, offset);
+}
+
+void h_patch_open(struct request *req)
+{
+    open_chunk(req);
+}
+
+void h_put_open(struct request *req)
+{
+    if (digest_arg(req) < 0)
+        return;
+    open_chunk(req);
+}
+
+/* With a Content-Range, the chunk must have been exactly that long. 0, or
+ * -1 after answering 416 (the chunk is rolled back by http.c). */
+static int check_chunk(struct request *req)
+{
+    uint64_t got = berth_upload_size(req->upload) - req->chunk_start;
+
+    if (req->has_range && got != req->range_len) {
+        respond_error(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
+                      "chunk length does not match Content-Range");
+        session_headers(req, req->ref, req->chunk_start);
+        return -1;
+    }
+    return 0;
+}
+
+void h_upload_patch(struct request *req)
+{
+    uint64_t offset;
+    int err;
+
+    if (check_chunk(req) < 0)
+        return;
+    offset = berth_upload_size(req->upload);
+    err = berth_upload_close(req->upload, 1);
+    req->upload = NULL;
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_INVALID);
+        return;
+    }
+    respond_empty(req, MHD_HTTP_ACCEPTED);
+    session_headers(req, req->ref, offset);
+}
+
+void h_upload_put(struct request *req)
+{
+    if (check_chunk(req) < 0)
+        return;
+    commit(req);
+}
+
+void h_upload_status(struct request *req)
+{
+    uint64_t offset;
+    int err;
+
+    if ((err = berth_upload_offset(req->srv->st, req->name, req->ref, &offset)) < 0) {
+        respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
+        return;
+    }
+    respond_empty(req, MHD_HTTP_NO_CONTENT);
+    session_headers(req, req->ref, offset);
+}
+
+void h_upload_cancel(struct request *req)
+{
+    int err;
+
+    if ((err = berth_upload_cancel(req->srv->st, req->name, req->ref)) < 0) {
+        respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
+        return;
+    }
+    respond_empty(req, MHD_HTTP_NO_CONTENT);
+}

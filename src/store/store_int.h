@@ -1,0 +1,33 @@
+/*
+ * The store's internals shared by store.c (repositories, blobs, manifests,
+ * listing) and upload.c (upload sessions). Not for use outside src/store.
+ */
+#ifndef BERTH_STORE_INT_H
+#define BERTH_STORE_INT_H
+
+#include <stdint.h>
+
+#include "blob.h"
+#include "db.h"
+#include "store.h"
+
+struct berth_upload_table; /* in-memory state of live sessions (upload.c) */
+
+struct berth_store {
+    char *root;
+    char *uploads_dir; /* <root>/uploads */
+    int no_fsync;
+    struct berth_db *db;
+    struct berth_blob_backend *blobs;
+    struct berth_upload_table *uploads;
+};
+
+/* Id of repository `repo`: 1 found, 0 absent, or a negative error. */
+int berth_store_repo_id(struct berth_store *st, const char *repo, int64_t *id);
+/* Id of `repo`, creating it; call inside a write transaction. */
+int berth_store_repo_ensure(struct berth_store *st, const char *repo, int64_t *id);
+
+int berth_upload_table_new(struct berth_upload_table **out);
+void berth_upload_table_free(struct berth_upload_table *t);
+
+#endif
