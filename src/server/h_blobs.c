@@ -3,8 +3,9 @@
  * blobs"): end-2 GET/HEAD and end-10 DELETE /v2/<name>/blobs/<digest>.
  * GET sends the file with sendfile (MHD closes the fd), never through memory;
  * HEAD only stats it. A single `Range` is honoured with 206 (RFC 9110
- * §14.2); an unsatisfiable or malformed one is 416 with `bytes * /size`; a
- * multi-range request gets the whole blob (200), as RFC 9110 allows.
+ * §14.2); an unsatisfiable or malformed one is 416 with a Content-Range of
+ * "bytes *" over the size; a multi-range request gets the whole blob (200),
+ * as RFC 9110 allows.
  */
 #include <inttypes.h>
 #include <microhttpd.h>

@@ -27,7 +27,7 @@
 
 #define API_VERSION_HEADER "Docker-Distribution-API-Version"
 #define API_VERSION "registry/2.0"
-#define CONN_MEMORY_LIMIT (32 * 1024)
+#define CONN_MEMORY_LIMIT (1024 * 1024)
 #define CONN_TIMEOUT_SEC 300
 /* An early error on a POST/PUT whose body is larger than this closes the
  * connection instead of reading the body just to drop it. */

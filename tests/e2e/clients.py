@@ -228,7 +228,7 @@ class Wiretap:
                             mine.append(req)
                             with self.lock:
                                 self.requests.append(req)
-                        cbuf = buf[-600:]
+                        cbuf = buf[-4096:]
                     else:
                         c.sendall(data)
                         buf = sbuf + data

@@ -118,3 +118,19 @@ def test_search_catalog(podman, skopeo, target, seeded):
     r = podman("search", TLS, "--list-tags", "%s/podman/search-me" % target.host)
     rows = [l.split() for l in r.stdout.splitlines() if l.strip()]
     assert rows[1:] == [["%s/podman/search-me" % target.host, "t1"]], r.stdout
+
+
+def test_pull_platform_from_index(podman, skopeo, target, tmp_path):
+    """An OCI index pushed by skopeo --all; podman picks the platform asked for."""
+    src = str(tmp_path / "multi")
+    multi = imagegen.build_multi(seed="podman-multi", layers=2, size=24 * 1024)
+    imagegen.write_oci_layout(src, {"m": multi})
+    ref = "%s/podman/multi:m" % target.host
+    skopeo.copy("oci:%s:m" % src, "docker://" + ref, "--all", "--preserve-digests")
+    for im in reversed(multi.images):  # arm64 first: not this machine's platform
+        podman("pull", TLS, "--platform", "linux/" + im.arch, ref)
+        assert podman.image_id(ref) == im.config_digest.split(":")[1], im.arch
+        i = json.loads(podman("image", "inspect", ref).stdout)[0]
+        assert i["Architecture"] == im.arch
+        assert i["RootFS"]["Layers"] == [l.diff_id for l in im.layers]
+        podman("rmi", "-f", ref)
