@@ -15,6 +15,14 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Isrc -MMD -MP
 LIBS = $(PKG_LIBS) -lcrypt -lpthread
 
+# Short build lines; `make V=1` prints the full commands.
+ifndef V
+Q = @
+E = @echo
+else
+E = @true
+endif
+
 ifdef SANITIZE
 BUILD ?= build-san
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -31,7 +39,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%-replay)
 
-.PHONY: all deps run test test-unit test-e2e check-build fuzz bench bench-quick soak clean
+.PHONY: all deps unit run test fuzz bench bench-quick clean
 all: $(BUILD)/berth
 
 deps:
@@ -39,23 +47,27 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(E) "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/berth: $(MAIN_OBJ) $(OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(E) "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/lib.a: $(OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/lib.a $(LIBS) -lcmocka
+	$(E) "  TEST    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/lib.a $(LIBS) -lcmocka
 
 # Fuzz targets replayed over their corpora with a plain main() (gcc, no libFuzzer).
 $(BUILD)/fuzz/%-replay: fuzz/%.c fuzz/replay.c $(BUILD)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< fuzz/replay.c $(BUILD)/lib.a $(LIBS)
+	$(E) "  FUZZ    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< fuzz/replay.c $(BUILD)/lib.a $(LIBS)
 
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 
@@ -88,4 +100,4 @@ bench-quick:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_REPLAY:=.d)

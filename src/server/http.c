@@ -497,6 +497,22 @@ static enum MHD_Result queue(struct request *req)
     return ret;
 }
 
+/* Append one query argument to the logged path ("?mount=...&from=..."), so
+ * a mount is told apart from an upload in the access log. Registry API query
+ * strings carry no secrets; the line is cut at the buffer's end. */
+static enum MHD_Result log_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct request *req = cls;
+    size_t n = strlen(req->path);
+
+    (void)kind;
+    if (n + 2 < sizeof(req->path))
+        snprintf(req->path + n, sizeof(req->path) - n, "%c%s%s%s",
+                 strchr(req->path, '?') ? '&' : '?', key, value ? "=" : "", value ? value : "");
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -519,6 +535,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             clock_gettime(CLOCK_MONOTONIC, &req->t0);
             snprintf(req->method_str, sizeof(req->method_str), "%s", method);
             snprintf(req->path, sizeof(req->path), "%s", url);
+            MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, log_query_arg, req);
         }
         berth_error_clear();
         if (request_begin(req, url))
@@ -596,7 +613,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    berth_log_warn("http: %s", msg);
+    /* libmicrohttpd reports every client that broke off or spoke TLS to a
+     * plain port (skopeo and podman probe https first); that is the client's
+     * business, not the operator's. Only failures to serve are warnings. */
+    if (strstr(msg, "Failed to") && !strstr(msg, "Failed to receive") &&
+        !strstr(msg, "Failed to send"))
+        berth_log_warn("http: %s", msg);
+    else
+        berth_log_debug("http: %s", msg);
 }
 
 /* ---- daemon ---- */

@@ -93,7 +93,7 @@ struct request {
     /* Access log (filled only when it is enabled). */
     struct timespec t0;
     char method_str[12];
-    char path[256];
+    char path[512]; /* for the access log: path and query */
 };
 
 /* ---- request accessors ---- */
