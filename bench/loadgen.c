@@ -1,12 +1,10 @@
 /* loadgen — a small HTTP/1.1 keep-alive load generator for berth's benchmarks.
- *
- * N connections spread over T threads (one epoll loop per thread); every
- * connection sends the same request again and again (any method, HEAD
- * included), waits for the complete response, and records its latency in a
- * log-linear histogram. After a warm-up it measures for D seconds and prints
- * one JSON line: {"requests":..,"rps":..,"p50_ms":..,"p99_ms":..,"errors":..,...}.
- * Responses are parsed properly: status line, Content-Length, chunked bodies,
- * no body for HEAD/1xx/204/304; a non-2xx status counts as an error.
+ * N connections over T threads (one epoll loop each); every connection repeats
+ * one fixed request (any method, HEAD included) and waits for the complete
+ * response: status line, Content-Length or chunked body, no body for
+ * HEAD/1xx/204/304; non-2xx counts as an error. After a warm-up it measures
+ * for D seconds, records latencies in a log-linear histogram and prints one
+ * JSON line: {"requests":..,"rps":..,"p50_ms":..,"p99_ms":..,"errors":..,...}.
  * Usage: loadgen [-c conns] [-t threads] [-d secs] [-w warmup] [-m METHOD]
  *                [-H 'Name: value']... http://host:port/path
  */

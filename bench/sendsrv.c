@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 /* sendsrv — the loopback ceiling for berth's benchmarks.
  *
  * Serves one file with sendfile(2) to every HTTP request on 127.0.0.1:PORT
@@ -7,6 +6,9 @@
  * the best any registry's blob GET could do on this machine.
  * Usage: sendsrv PORT FILE   (runs until killed)
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem, accept4 */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
