@@ -39,6 +39,8 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 DOCKER_SCHEMA1_JSON = "application/vnd.docker.distribution.manifest.v1+json"
 
+MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
+
 EMPTY_JSON = b"{}"
 EMPTY_JSON_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -278,6 +280,9 @@ class RegClient:
         c = self.conn(timeout)
         try:
             hdrs = dict(headers or {})
+            if method in ("GET", "HEAD") and "/manifests/" in path and \
+                    not any(k.lower() == "accept" for k in hdrs):
+                hdrs["Accept"] = MANIFEST_ACCEPT
             if isinstance(body, str):
                 body = body.encode()
             if chunked:
@@ -289,7 +294,10 @@ class RegClient:
                     hdrs["Content-Length"] = "0"
                 c.request(method, path, body=body, headers=hdrs)
             r = c.getresponse()
-            data = r.read()
+            try:
+                data = r.read()
+            except http.client.IncompleteRead as e:  # a lying Content-Length: keep what came
+                data = e.partial
             return Response(method, path, r.status, Headers(r.getheaders()), data, r.reason)
         finally:
             c.close()

@@ -303,3 +303,25 @@ def test_disabled_upload_cancel_still_allowed(disabled_cfg):
     c = disabled_cfg
     loc, _ = c.start_upload(uniq("nodel"))
     assert c.delete(loc).status == 204
+
+
+def test_delete_blob_then_manifest_referencing_it_fails(c):
+    repo = uniq("del")
+    img = c.make_image(repo, push=False)
+    c.push_blob(repo, img["config"])
+    for l in img["layers"]:
+        c.push_blob(repo, l)
+    c.delete(bpath(repo, img["layer_digests"][0]))
+    r = c.put_manifest(repo, "v1", img["body"])
+    assert_error(r, (400, 404), "MANIFEST_BLOB_UNKNOWN")
+
+
+def test_delete_last_tag_repo_tags_empty(c):
+    repo = uniq("del")
+    c.make_image(repo, tag="only")
+    c.delete(mpath(repo, "only"))
+    r = c.get("/v2/%s/tags/list" % repo)
+    if r.status == 200:
+        assert r.json()["tags"] in ([], None)
+    else:
+        assert_error(r, 404, "NAME_UNKNOWN")

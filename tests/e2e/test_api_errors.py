@@ -363,3 +363,74 @@ def test_random_bytes_as_request_no_crash(c):
         raw = c.raw(junk, timeout=2, shutdown_write=True)
         status, _, _ = parse_raw_response(raw)
         assert status is None or status < 500, (junk, raw[:200])
+
+
+# ---------------------------------------------------------------- keep-alive after errors
+# A server that answers an error without consuming the request body would make the
+# next request on the same connection read garbage.
+
+def same_connection(c, first, then=("GET", "/v2/", None, {})):
+    conn = c.conn()
+    try:
+        m, p, b, h = first
+        conn.request(m, p, body=b, headers=h)
+        r1 = conn.getresponse()
+        r1.read()
+        if (r1.getheader("Connection") or "").lower() == "close":
+            return r1.status, None
+        m, p, b, h = then
+        conn.request(m, p, body=b, headers=h)
+        r2 = conn.getresponse()
+        return r1.status, (r2.status, r2.read())
+    finally:
+        conn.close()
+
+
+def test_keepalive_after_out_of_order_chunk(c):
+    loc = fresh_session(c, b"0123456789")
+    s1, second = same_connection(c, ("PATCH", loc, b"q" * 100000, {"Content-Range": "50-100049"}))
+    assert s1 == 416
+    assert second is None or second == (200, b"{}"), second
+
+
+def test_keepalive_after_wrong_digest_put(c):
+    loc = fresh_session(c)
+    s1, second = same_connection(c, ("PUT", loc + "?digest=" + sha256(b"x"), b"y" * 100000, {}))
+    assert s1 == 400
+    assert second is None or second == (200, b"{}"), second
+
+
+def test_keepalive_after_invalid_name_post_with_body(c):
+    s1, second = same_connection(c, ("POST", "/v2/BAD/blobs/uploads/?digest=" + sha256(b"z"),
+                                     b"z" * 100000, {}))
+    assert s1 == 400
+    assert second is None or second == (200, b"{}"), second
+
+
+def test_keepalive_after_unknown_session_patch(c):
+    s1, second = same_connection(c, ("PATCH", "/v2/x/blobs/uploads/" + "3" * 32, b"w" * 100000, {}))
+    assert s1 == 404
+    assert second is None or second == (200, b"{}"), second
+
+
+def test_keepalive_after_manifest_missing_blob(c):
+    body = ('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+            '"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s",'
+            '"size":1},"layers":[],"annotations":{"pad":"%s"}}' % (sha256(b"c"), "p" * 50000)).encode()
+    s1, second = same_connection(c, ("PUT", "/v2/%s/manifests/v1" % uniq("err"), body,
+                                     {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}))
+    assert s1 in (400, 404)
+    assert second is None or second == (200, b"{}"), second
+
+
+def test_keepalive_many_errors_then_success(c):
+    conn = c.conn()
+    try:
+        for p in ("/v2/X/tags/list", "/v2/x/blobs/sha256:zz", "/v2/nope/manifests/v1",
+                  "/v2/x/what", "/v2/"):
+            conn.request("GET", p)
+            r = conn.getresponse()
+            r.read()
+        assert r.status == 200
+    finally:
+        conn.close()

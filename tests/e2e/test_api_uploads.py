@@ -451,3 +451,81 @@ def test_mount_large_blob_same_digest(c):
     r = c.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s" % (dst, d, src))
     assert r.status == 201, r
     assert sha256(c.get(blob_path(dst, d)).body) == d
+
+
+# ---------------------------------------------------------------- client quirks
+
+def test_patch_expect_100_continue(c):
+    """curl sends `Expect: 100-continue` for large bodies and waits for 100."""
+    import socket
+    repo = uniq("up")
+    loc, _ = c.start_upload(repo)
+    data = rand_bytes(200000, seed=40)
+    s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+    try:
+        s.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nExpect: 100-continue\r\n"
+                   "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
+                   % (loc, len(data))).encode())
+        first = s.recv(4096)
+        assert first.startswith(b"HTTP/1.1 100"), first
+        s.sendall(data)
+        raw = first
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        s.close()
+    assert b"HTTP/1.1 202" in raw, raw
+    assert b"\r\nRange: 0-199999\r\n" in raw, raw
+
+
+def test_patch_zero_length_body(c):
+    loc, _ = c.start_upload(uniq("up"))
+    loc = location_path(c.patch_chunk(loc, b"abc", start=0))
+    r = c.request("PATCH", loc, body=b"")
+    assert r.status in (202, 400, 416), r
+    st = c.get(loc)
+    assert st.header("Range") == "0-2"
+
+
+def test_patch_after_put_404(c):
+    repo = uniq("up")
+    loc, _ = c.start_upload(repo)
+    assert c.finish_upload(loc, sha256(b"done"), b"done").status == 201
+    assert_error(c.patch_chunk(loc, b"more", start=4), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_mounted_blob_usable_by_manifest(c):
+    src, dst = uniq("mnt-src"), uniq("mnt-dst")
+    img = c.make_image(src, tag="v1")
+    for d in [img["config_digest"]] + img["layer_digests"]:
+        r = c.request("POST", "/v2/%s/blobs/uploads/?mount=%s&from=%s" % (dst, d, src))
+        assert r.status == 201, r
+    assert c.put_manifest(dst, "v1", img["body"]).status == 201
+
+
+def test_slow_body_in_pieces(c):
+    """A body that trickles in several TCP writes is assembled intact."""
+    import socket
+    import time
+    repo = uniq("up")
+    data = rand_bytes(30000, seed=41)
+    s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+    try:
+        s.sendall(("POST /v2/%s/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                   "Connection: close\r\n\r\n" % (repo, sha256(data), len(data))).encode())
+        for i in range(0, len(data), 7000):
+            s.sendall(data[i:i + 7000])
+            time.sleep(0.05)
+        raw = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        s.close()
+    assert raw.startswith(b"HTTP/1.1 201"), raw
+    assert c.get(blob_path(repo, sha256(data))).body == data

@@ -185,7 +185,8 @@ def pusher(c, w, stop, acked, lock):
     while not stop.is_set():
         i += 1
         try:
-            layer = os.urandom(random.randint(1, 20000))
+            # worker 0 pushes bigger layers so the kill often lands mid-body
+            layer = os.urandom(random.randint(100000, 600000) if w == 0 else random.randint(1, 20000))
             if i % 3 == 0:
                 dl = c.push_blob_chunked(repo, layer, chunk=4096)
             else:
@@ -308,6 +309,118 @@ def test_kill9_new_pushes_work_after_restart(crash_run):
     assert c.get("/v2/%s/manifests/after" % repo).body == img["body"]
     # the same repositories the killed clients used are writable too
     c.make_image("crash/w0", tag="after")
+
+
+# ---------------------------------------------------------------- graceful stop, concurrent tags
+
+def test_sigterm_finishes_in_flight_upload(server_factory):
+    """SIGTERM while a body trickles in: the request completes (201), exit code 0."""
+    import signal
+    import socket
+    s = server_factory()
+    c = RegClient(s)
+    repo = uniq("term")
+    data = rand_bytes(40000, seed=51)
+    out = {}
+
+    def trickle():
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+        try:
+            sock.sendall(("POST /v2/%s/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\n"
+                          "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                          % (repo, sha256(data), len(data))).encode())
+            for i in range(0, len(data), 4000):
+                sock.sendall(data[i:i + 4000])
+                time.sleep(0.05)
+            raw = b""
+            while True:
+                ch = sock.recv(65536)
+                if not ch:
+                    break
+                raw += ch
+            out["raw"] = raw
+        except OSError as e:
+            out["err"] = e
+        finally:
+            sock.close()
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    time.sleep(0.2)
+    s.proc.send_signal(signal.SIGTERM)
+    t.join(20)
+    rc = s.proc.wait(timeout=30)
+    s.proc = None
+    s.log.close()
+    assert rc == 0, s.read_log()[-3000:]
+    assert out.get("raw", b"").startswith(b"HTTP/1.1 201"), out
+    s.port = free_port()
+    s.start()
+    assert c.get("/v2/%s/blobs/%s" % (repo, sha256(data))).body == data
+
+
+def test_concurrent_pushes_same_tag(server_factory):
+    """8 clients push different manifests under one tag: the tag resolves to one of them."""
+    s = server_factory()
+    c = RegClient(s)
+    repo = uniq("race")
+    imgs = [c.make_image(repo) for _ in range(8)]
+    barrier = threading.Barrier(8)
+    results = [None] * 8
+
+    def worker(i):
+        try:
+            barrier.wait(timeout=30)
+            results[i] = c.put_manifest(repo, "hot", imgs[i]["body"]).status
+        except Exception as e:  # noqa: BLE001
+            results[i] = e
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert results == [201] * 8, results
+    r = c.get("/v2/%s/manifests/hot" % repo)
+    assert r.status == 200
+    assert r.body in [i["body"] for i in imgs]
+    assert r.header("Docker-Content-Digest") == sha256(r.body)
+    assert c.get("/v2/%s/tags/list" % repo).json()["tags"] == ["hot"]
+
+
+def test_concurrent_delete_and_push_no_5xx(server_factory):
+    s = server_factory()
+    c = RegClient(s)
+    repo = uniq("race")
+    img = c.make_image(repo, tag="v0")
+    errors = []
+
+    def pusher():
+        for i in range(30):
+            r = c.put_manifest(repo, "t%d" % i, img["body"])
+            if r.status >= 500:
+                errors.append(r)
+
+    def deleter():
+        for i in range(30):
+            r = c.delete("/v2/%s/manifests/t%d" % (repo, i))
+            if r.status >= 500:
+                errors.append(r)
+            r = c.delete("/v2/%s/manifests/%s" % (repo, img["digest"]))
+            if r.status >= 500:
+                errors.append(r)
+
+    ts = [threading.Thread(target=pusher), threading.Thread(target=deleter)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, errors[:3]
+    r = c.get("/v2/%s/tags/list" % repo)
+    assert r.status in (200, 404)
+    if r.status == 200:
+        for t in r.json()["tags"] or []:
+            assert c.get("/v2/%s/manifests/%s" % (repo, t)).status == 200, t
 
 
 # ---------------------------------------------------------------- upload purging
