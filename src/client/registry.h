@@ -40,6 +40,11 @@ int berth_registry_new(struct berth_registry **out, const char *registry,
 void berth_registry_free(struct berth_registry *r);
 const char *berth_registry_name(const struct berth_registry *r);
 
+/* HTTP status of this thread's last completed registry request (0 when it
+ * failed before a response), e.g. to tell a 405 "tag deletion unsupported"
+ * from other errors. Added by the client engineer. */
+long berth_registry_last_status(void);
+
 /* GET /v2/ (with authentication if challenged). Errors: BERTH_EDENIED for
  * bad credentials (message from the registry), BERTH_ERROR for transport
  * failures with a message; when HTTPS fails and the registry is not local
@@ -82,6 +87,12 @@ typedef void (*berth_progress_fn)(void *ctx, uint64_t done);
 int berth_registry_blob_get(struct berth_registry *r, const char *repo,
                             const struct berth_digest *d, int64_t size_hint, int fd,
                             berth_progress_fn progress, void *ctx);
+/* Fetch a small blob (a config) into memory, at most `max` bytes
+ * (BERTH_ETOOBIG beyond), verifying its digest. *out is malloc'd (caller
+ * frees), *len its length. Added by the client engineer for `inspect`. */
+int berth_registry_blob_get_buf(struct berth_registry *r, const char *repo,
+                                const struct berth_digest *d, size_t max, uint8_t **out,
+                                size_t *len);
 /* Upload `size` bytes read from fd at offset 0 (pread) as blob d: POST a
  * session, PATCH in chunks (default 64 MiB; on a dropped connection ask the
  * session's offset with GET and resume), PUT ?digest=. */
