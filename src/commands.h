@@ -7,5 +7,17 @@
 
 int cmd_serve(int argc, char **argv);   /* src/server/cmd_serve.c */
 int cmd_version(int argc, char **argv); /* src/main.c */
+int cmd_ref(int argc, char **argv);     /* src/client/cmd_ref.c */
+int cmd_login(int argc, char **argv);   /* src/client/cmd_login.c */
+int cmd_logout(int argc, char **argv);  /* src/client/cmd_login.c */
+int cmd_ls(int argc, char **argv);      /* src/client/cmd_ls.c */
+int cmd_tags(int argc, char **argv);    /* src/client/cmd_tags.c */
+int cmd_inspect(int argc, char **argv); /* src/client/cmd_inspect.c */
+int cmd_digest(int argc, char **argv);  /* src/client/cmd_digest.c */
+int cmd_rm(int argc, char **argv);      /* src/client/cmd_rm.c */
+int cmd_push(int argc, char **argv);    /* src/client/cmd_push.c */
+int cmd_pull(int argc, char **argv);    /* src/client/cmd_pull.c */
+int cmd_cp(int argc, char **argv);      /* src/client/cmd_cp.c */
+int cmd_tag(int argc, char **argv);     /* src/client/cmd_tag.c */
 
 #endif

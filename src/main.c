@@ -16,6 +16,18 @@ static const struct command {
 } commands[] = {
     { "serve", cmd_serve, "run the registry server" },
     { "version", cmd_version, "print the version" },
+    { "ref", cmd_ref, "show the parts of an image reference" },
+    { "login", cmd_login, "log in to a registry" },
+    { "logout", cmd_logout, "remove saved registry credentials" },
+    { "ls", cmd_ls, "list the repositories of a registry" },
+    { "tags", cmd_tags, "list the tags of a repository" },
+    { "inspect", cmd_inspect, "show an image's manifest, config, platforms and layers" },
+    { "digest", cmd_digest, "print the manifest digest of a reference" },
+    { "rm", cmd_rm, "delete tags or manifests from a registry" },
+    { "tag", cmd_tag, "give a registry image more names (--semver moves 2.1, 2, latest)" },
+    { "push", cmd_push, "push an OCI layout, OCI archive or docker-archive to a registry" },
+    { "pull", cmd_pull, "pull an image into an OCI layout, OCI archive or docker-archive" },
+    { "cp", cmd_cp, "copy an image between registries (or local formats)" },
 };
 
 static void usage(FILE *f)

@@ -39,6 +39,17 @@ struct berth_location {
  * "docker://REF" or a bare REF (a registry reference). BERTH_EINVALID with a
  * message otherwise. */
 int berth_location_parse(struct berth_location *out, const char *s);
+/* Added: like berth_location_parse, but a registry reference without tag or
+ * digest keeps an empty tag (commands where that means "every tag" or "the
+ * source's tag"). */
+int berth_location_parse_notag(struct berth_location *out, const char *s);
+/* Added: a bare filesystem path, optionally "PATH:TAG": a directory holding
+ * oci-layout is an OCI layout; a tar holding manifest.json a docker-archive;
+ * a tar holding oci-layout an oci-archive. BERTH_ENOTFOUND when the path does
+ * not exist, BERTH_EINVALID when it is none of those. */
+int berth_location_detect(struct berth_location *out, const char *path);
+/* Added: "os/arch[/variant]" of this machine ("linux/amd64"). Static string. */
+const char *berth_image_host_platform(void);
 
 struct berth_image_src;
 struct berth_image_dst;
@@ -46,6 +57,12 @@ struct berth_image_dst;
 int berth_image_src_open(struct berth_image_src **out, const struct berth_location *loc,
                          const struct berth_registry_opts *opts);
 void berth_image_src_free(struct berth_image_src *src);
+/* Added: point the source at another image: a tag (layout ref.name, archive
+ * RepoTag, registry tag) or a digest; NULL/"" = the location's own. */
+int berth_image_src_select(struct berth_image_src *src, const char *ref);
+/* Added: every tag the source holds (registry tags list, layout ref.names,
+ * docker-archive RepoTags), for --all-tags. */
+int berth_image_src_tags(struct berth_image_src *src, berth_name_fn fn, void *ctx);
 int berth_image_dst_open(struct berth_image_dst **out, const struct berth_location *loc,
                          const struct berth_registry_opts *opts);
 /* Finish the destination (write index.json / the archive). */
