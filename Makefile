@@ -31,7 +31,7 @@ else
 BUILD ?= build
 endif
 
-SRC := $(sort $(wildcard src/core/*.c src/store/*.c src/server/*.c src/client/*.c))
+SRC := src/cli.c $(sort $(wildcard src/core/*.c src/store/*.c src/server/*.c src/client/*.c))
 OBJ := $(SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/src/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -96,6 +96,13 @@ bench-quick:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	@bench/run.sh quick
+
+# make soak: concurrent clients for SOAK_SECONDS (default 600), then a full
+# consistency check (scripts/soak.sh).
+.PHONY: soak
+soak:
+	@$(MAKE) --no-print-directory all
+	@scripts/soak.sh
 
 clean:
 	rm -rf build build-san build-fuzz

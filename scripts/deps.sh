@@ -4,8 +4,8 @@
 # the one command to run.
 set -e
 BUILD="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libyaml-dev libssl-dev libcurl4-openssl-dev libarchive-dev"
-TEST="$BUILD libcmocka-dev python3 python3-pytest curl skopeo podman docker.io uidmap fuse-overlayfs iproute2 procps"
-BENCH="$TEST docker-registry wrk hyperfine"
+TEST="$BUILD libcmocka-dev python3 python3-pytest curl openssl skopeo podman docker.io uidmap fuse-overlayfs iproute2 procps docker-registry util-linux"
+BENCH="$TEST wrk hyperfine"
 case "${1:-build}" in
 build) want="$BUILD" ;;
 test) want="$TEST" ;;

@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include "cli.h"
 #include "client/registry.h"
 #include "commands.h"
 #include "core/error.h"
@@ -39,7 +40,7 @@ int cmd_digest(int argc, char **argv)
     int c, rc = 1;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "qh", opts)) != -1) {
         switch (c) {
         case OPT_INSECURE:
             ropts.insecure = 1;

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "client/registry.h"
 #include "commands.h"
 #include "core/error.h"
@@ -270,7 +271,7 @@ int cmd_inspect(int argc, char **argv)
     int raw = 0, json = 0, c, rc = 1, is_index;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "qh", opts)) != -1) {
         switch (c) {
         case OPT_RAW:
             raw = 1;

@@ -16,6 +16,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "client/creds.h"
 #include "client/registry.h"
 #include "commands.h"
@@ -140,7 +141,7 @@ int cmd_login(int argc, char **argv)
 
     memset(&creds, 0, sizeof(creds));
     optind = 1;
-    while ((c = getopt_long(argc, argv, "u:p:qh", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "u:p:qh", opts)) != -1) {
         switch (c) {
         case 'u':
             user = optarg;
@@ -240,7 +241,7 @@ int cmd_logout(int argc, char **argv)
     int quiet = 0, c, error;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "qh", opts)) != -1) {
         switch (c) {
         case 'q':
             quiet = 1;

@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "client/registry.h"
 #include "commands.h"
 #include "core/error.h"
@@ -60,7 +61,7 @@ int cmd_ls(int argc, char **argv)
     size_t n;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "qh", opts)) != -1) {
         switch (c) {
         case OPT_JSON:
             json = 1;

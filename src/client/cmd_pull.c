@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "client/image.h"
 #include "commands.h"
 #include "core/error.h"
@@ -64,7 +65,7 @@ int cmd_pull(int argc, char **argv)
     memset(&ropts, 0, sizeof(ropts));
     memset(&copts, 0, sizeof(copts));
     optind = 1;
-    while ((c = getopt_long(argc, argv, "j:qh", longopts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "j:qh", longopts)) != -1) {
         switch (c) {
         case OPT_PLATFORM:
             copts.platform = optarg;

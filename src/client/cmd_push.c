@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "client/image.h"
 #include "commands.h"
 #include "core/error.h"
@@ -108,7 +109,7 @@ int cmd_push(int argc, char **argv)
     memset(&ropts, 0, sizeof(ropts));
     memset(&copts, 0, sizeof(copts));
     optind = 1;
-    while ((c = getopt_long(argc, argv, "j:qh", longopts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "j:qh", longopts)) != -1) {
         switch (c) {
         case OPT_ALL_TAGS:
             all_tags = 1;

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/reference.h"
@@ -111,8 +112,7 @@ int cmd_ref(int argc, char **argv)
     int json = 0, c, status = 0, blocks = 0;
 
     optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "+h", opts)) != -1) {
         switch (c) {
         case OPT_JSON:
             json = 1;
@@ -121,7 +121,6 @@ int cmd_ref(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         default:
-            fprintf(stderr, "berth: ref: unknown option '%s'\n", argv[optind - 1]);
             fputs(usage_text, stderr);
             return 2;
         }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "client/registry.h"
 #include "commands.h"
 #include "core/error.h"
@@ -184,7 +185,7 @@ int cmd_rm(int argc, char **argv)
     int all = 0, force = 0, quiet = 0, c, rc = 0, n;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "fqh", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "fqh", opts)) != -1) {
         switch (c) {
         case OPT_ALL:
             all = 1;

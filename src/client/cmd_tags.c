@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "client/registry.h"
 #include "commands.h"
 #include "core/error.h"
@@ -59,7 +60,7 @@ int cmd_tags(int argc, char **argv)
     int json = 0, c, rc = 1;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "qh", opts)) != -1) {
         switch (c) {
         case OPT_JSON:
             json = 1;

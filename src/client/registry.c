@@ -114,6 +114,7 @@ struct req {
     char *scope_buf; /* owned: scopes a challenge added (q->scopes point into it) */
     /* state during a transfer */
     uint64_t sent;
+    int sent_basic; /* this attempt carried Basic credentials (a 401 then stands) */
 };
 
 struct resp {
@@ -1120,13 +1121,14 @@ static int own_host(const struct berth_registry *r, const char *path)
 }
 
 /* The Authorization line for a request, or NULL when we send none. */
-static int auth_line(struct berth_registry *r, const struct req *q, char **out)
+static int auth_line(struct berth_registry *r, struct req *q, char **out)
 {
     enum auth_kind kind;
     char *tok = NULL;
     int error = 0;
 
     *out = NULL;
+    q->sent_basic = 0;
     if (!own_host(r, q->path))
         return 0;
     pthread_mutex_lock(&r->lock);
@@ -1140,9 +1142,10 @@ static int auth_line(struct berth_registry *r, const struct req *q, char **out)
             error = berth_auth_basic_value(basic, sizeof(basic), r->creds.username,
                                            r->creds.password);
         pthread_mutex_unlock(&r->lock);
-        if (error == 0 && (*out = malloc(strlen(basic) + 32)) != NULL)
+        if (error == 0 && (*out = malloc(strlen(basic) + 32)) != NULL) {
             sprintf(*out, "Authorization: %s", basic);
-        else if (error == 0)
+            q->sent_basic = 1;
+        } else if (error == 0)
             error = berth_error_set(BERTH_ERROR, "out of memory");
         OPENSSL_cleanse(basic, sizeof(basic));
         return error > 0 ? 0 : error;
@@ -1169,7 +1172,6 @@ static int answer_challenge(struct berth_registry *r, struct req *q, const struc
     const char *scopes[MAX_SCOPES + 4];
     size_t nch = 0, n = 0;
     char *extra = NULL, *tok = NULL, *save = NULL, *p;
-    enum auth_kind before;
     int error = 0, have;
 
     if (!s->www_auth || berth_auth_parse_challenges(&ch, &nch, s->www_auth, s->www_auth_len) < 0) {
@@ -1179,7 +1181,6 @@ static int answer_challenge(struct berth_registry *r, struct req *q, const struc
     bearer = berth_challenge_find(ch, nch, "bearer");
     basic = berth_challenge_find(ch, nch, "basic");
     pthread_mutex_lock(&r->lock);
-    before = r->auth;
     have = load_creds_locked(r);
     if (have >= 0 && bearer) {
         berth_challenges_free(r->bearer, r->nbearer);
@@ -1230,7 +1231,10 @@ static int answer_challenge(struct berth_registry *r, struct req *q, const struc
                                     "%s: authentication required; log in with 'berth login %s'",
                                     q->what, r->name);
         else
-            error = before == A_BASIC ? 0 : 1; /* credentials already sent were refused */
+            /* Decided by what this attempt sent, not by r->auth: parallel
+             * requests that went out anonymously must retry even when another
+             * thread switched the registry to Basic first. */
+            error = q->sent_basic ? 0 : 1;
     }
 done:
     if (tok) {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "core/error.h"
@@ -101,7 +102,7 @@ int cmd_serve(int argc, char **argv)
     int c, rc = 1;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = berth_getopt(argc, argv, "h", opts)) != -1) {
         const char *key = NULL;
         switch (c) {
         case 'h':
