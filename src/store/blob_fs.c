@@ -19,6 +19,7 @@
 
 #include "../core/error.h"
 #include "blob.h"
+#include "fault.h"
 
 struct fs_backend {
     struct berth_blob_backend parent;
@@ -44,7 +45,7 @@ static int fsync_dir(const char *path)
 
     if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return berth_error_errno("cannot open directory '%s'", path);
-    if (fsync(fd) < 0)
+    if (berth_fault_check("dir_fsync") < 0 || fsync(fd) < 0)
         error = berth_error_errno("cannot fsync directory '%s'", path);
     close(fd);
     return error;
@@ -128,22 +129,28 @@ static int fs_commit(struct berth_blob_backend *b, const struct berth_digest *d,
 
     if ((error = make_dir(fan, &created)) < 0)
         return error;
-    if (created && !fs->no_fsync && (error = fsync_dir(algo_dir)) < 0)
+    if (created && !fs->no_fsync && (error = fsync_dir(algo_dir)) < 0) {
+        rmdir(fan); /* or the next commit finds it and never makes it durable */
         return error;
+    }
 
-    if (link(src, path) < 0) {
+    if (berth_fault_check("blob_link") < 0 || link(src, path) < 0) {
         if (errno != EEXIST && errno != EPERM && errno != EOPNOTSUPP && errno != EMLINK)
             return berth_error_errno("cannot link blob '%s' into place", d->str);
         if (errno == EEXIST) {
             /* Someone stored it first. Same digest = same bytes, unless the
-             * existing file was damaged: then our verified copy replaces it. */
+             * existing file was damaged: then our verified copy replaces it.
+             * Still fsync the directory before the caller acknowledges: the
+             * first committer may be between its link and its fsync, or its
+             * fsync may have failed, leaving the name not yet durable. */
             if (stat(path, &sb) == 0 && (uint64_t)sb.st_size == size)
-                return 0;
+                goto sync;
         }
         /* No hard links here (or a damaged copy): rename atomically replaces. */
-        if (rename(src, path) < 0)
+        if (berth_fault_check("blob_link") < 0 || rename(src, path) < 0)
             return berth_error_errno("cannot move blob '%s' into place", d->str);
     }
+sync:
     if (!fs->no_fsync && (error = fsync_dir(fan)) < 0)
         return error;
     return 0;

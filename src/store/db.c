@@ -14,6 +14,7 @@
 
 #include "../core/error.h"
 #include "db.h"
+#include "fault.h"
 
 /*
  * Schema version 1. Portable SQL: runs on PostgreSQL with BLOB → BYTEA and
@@ -317,6 +318,8 @@ int berth_db_begin(struct berth_db *db)
 
 int berth_db_commit(struct berth_db *db)
 {
+    if (berth_fault_check("db_commit") < 0)
+        return berth_error_errno("cannot commit transaction");
     return run(db, BERTH_SQL_COMMIT);
 }
 

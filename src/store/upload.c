@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../core/error.h"
+#include "fault.h"
 #include "store_int.h"
 
 #define BUCKETS 64
@@ -438,7 +439,8 @@ int berth_upload_write(struct berth_upload *u, const void *buf, size_t len)
     int error;
 
     while (len > 0) {
-        if ((n = pwrite(u->fd, p, len, (off_t)u->off)) < 0) {
+        if (berth_fault_check("upload_write") < 0 ||
+            (n = pwrite(u->fd, p, len, (off_t)u->off)) < 0) {
             if (errno == EINTR)
                 continue;
             return berth_error_errno("cannot write upload data");
@@ -576,7 +578,7 @@ int berth_upload_commit(struct berth_upload *u, const struct berth_digest *expec
                                    "digest mismatch: computed %s, expected %s", got.str,
                                    expect->str);
     }
-    if (!st->no_fsync && fsync(u->fd) < 0) {
+    if (berth_fault_check("upload_fsync") < 0 || (!st->no_fsync && fsync(u->fd) < 0)) {
         error = berth_error_errno("cannot fsync upload data");
         goto fail;
     }

