@@ -36,7 +36,8 @@
 #define ERROR_BODY_MAX (64 * 1024)   /* error bodies kept for the message */
 #define TOKEN_BODY_MAX (1024 * 1024) /* token server answers */
 #define LIST_BODY_MAX (16 * 1024 * 1024)
-#define CHUNK_SIZE ((uint64_t)64 * 1024 * 1024)
+#define CHUNK_SIZE ((uint64_t)64 * 1024 * 1024) /* default PATCH size */
+#define CHUNK_SIZE_MAX ((uint64_t)1024 * 1024 * 1024)
 #define DEFAULT_RETRIES 4
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_MAX_MS 30000
@@ -109,6 +110,7 @@ struct req {
     uint64_t fd_off, fd_len;
     int has_body;
     int retry;       /* may be sent again after a dropped connection */
+    int no_rewind;   /* libcurl may not resend the body itself (see on_seek) */
     size_t max_body; /* cap on a 2xx body kept in memory */
     struct sink *sink;
     char *scope_buf; /* owned: scopes a challenge added (q->scopes point into it) */
@@ -607,6 +609,17 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
 
     if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > total)
         return CURL_SEEKFUNC_CANTSEEK;
+    /* libcurl rewinds a body to resend it by itself when a reused connection
+     * dies before any response byte. For upload bodies whose caller recovers
+     * on its own (q->no_rewind: PATCH chunks, blob_put's closing PUT) that
+     * silent resend skips the recovery — the session status GET and a resume
+     * from the registry's offset, or a new session — and a registry that kept
+     * the partial chunk answers the resend with 416 (or a digest error).
+     * Refuse it once bytes went out: the transfer fails with
+     * CURLE_SEND_FAIL_REWIND (a dropped connection for is_transient) and the
+     * caller recovers. */
+    if (q->no_rewind && q->sent > 0)
+        return CURL_SEEKFUNC_CANTSEEK;
     q->sent = (uint64_t)offset;
     return CURL_SEEKFUNC_OK;
 }
@@ -822,6 +835,7 @@ static int is_transient(CURLcode cc)
     case CURLE_OPERATION_TIMEDOUT:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
+    case CURLE_SEND_FAIL_REWIND: /* dropped mid-body, resend refused by on_seek */
         return 1;
     default:
         return 0;
@@ -1798,6 +1812,7 @@ static int upload_finish(struct berth_registry *r, const char *loc, const char *
     req_init(&q, "PUT", url, what);
     q.scopes[q.nscopes++] = scope;
     q.retry = 0; /* the session is consumed: a retry starts over */
+    q.no_rewind = dropped != NULL; /* ... when the caller starts over */
     q.content_type = "application/octet-stream";
     if (buf) {
         q.buf = buf;
@@ -1857,12 +1872,37 @@ static int upload_status(struct berth_registry *r, char *loc, size_t locsize, co
         error = http_error(&s, what);
         goto done;
     }
-    *held = range_held(s.range);
+    /* An empty session answers "0-0" (distribution does, and so does berth
+     * serve): that is 0 bytes held, not 1 — resuming at byte 1 gets a 416.
+     * (A session of exactly 1 byte says "0-0" too; resending it from 0 is the
+     * side that can fail, and only with 1-byte chunks.) */
+    *held = strcmp(s.range, "0-0") == 0 || strcmp(s.range, "bytes=0-0") == 0
+                ? 0
+                : range_held(s.range);
     if (s.location[0])
         copy_value(loc, locsize, s.location, strlen(s.location));
 done:
     resp_dispose(&s);
     return error;
+}
+
+/* The PATCH chunk size: CHUNK_SIZE, or $BERTH_CHUNK_SIZE (decimal bytes,
+ * 1..CHUNK_SIZE_MAX) when set. A knob for tests (resume of a chunked upload
+ * without a 64 MiB layer), not a documented user setting; anything invalid
+ * means the default. Blobs no larger than this go in one closing PUT. */
+static uint64_t chunk_size(void)
+{
+    const char *env = getenv("BERTH_CHUNK_SIZE");
+    unsigned long long v;
+    char *end;
+
+    if (!env || !isdigit((unsigned char)env[0]))
+        return CHUNK_SIZE;
+    errno = 0;
+    v = strtoull(env, &end, 10);
+    if (errno || *end || v == 0 || v > CHUNK_SIZE_MAX)
+        return CHUNK_SIZE;
+    return (uint64_t)v;
 }
 
 static int upload_chunks(struct berth_registry *r, char *loc, size_t locsize, const char *scope,
@@ -1871,14 +1911,15 @@ static int upload_chunks(struct berth_registry *r, char *loc, size_t locsize, co
 {
     struct req q;
     struct resp s = { 0 };
-    uint64_t off = 0, n, held = 0;
+    uint64_t off = 0, n, held = 0, chunk = chunk_size();
     int error = 0, drops = 0;
 
     while (off < size) {
-        n = size - off < CHUNK_SIZE ? size - off : CHUNK_SIZE;
+        n = size - off < chunk ? size - off : chunk;
         req_init(&q, "PATCH", loc, what);
         q.scopes[q.nscopes++] = scope;
         q.retry = 0; /* resumed below from the session's own offset */
+        q.no_rewind = 1;
         q.content_type = "application/octet-stream";
         snprintf(q.content_range, sizeof(q.content_range), "%llu-%llu",
                  (unsigned long long)off, (unsigned long long)(off + n - 1));
@@ -1887,8 +1928,13 @@ static int upload_chunks(struct berth_registry *r, char *loc, size_t locsize, co
         q.fd_len = n;
         q.has_body = 1;
         error = perform(r, &q, &s);
-        if (error < 0 && is_transient(s.cc) && drops < r->max_retries) {
-            backoff(drops++, -1);
+        /* A dropped connection, or a 429/5xx (perform() does not retry a
+         * PATCH: q.retry is 0), is resumed the same way: wait (Retry-After
+         * when the registry sent one), ask the session what it holds. */
+        if (((error < 0 && is_transient(s.cc)) ||
+             (error == 0 && (s.status == 429 || s.status >= 500))) &&
+            drops < r->max_retries) {
+            backoff(drops++, error == 0 ? s.retry_after : -1);
             if ((error = upload_status(r, loc, locsize, scope, what, &held)) < 0)
                 goto done;
             if (held > size) {
@@ -1943,7 +1989,7 @@ int berth_registry_blob_put(struct berth_registry *r, const char *repo,
         if (status == 201)
             return 0;
         dropped = 0;
-        if (size <= CHUNK_SIZE) {
+        if (size <= chunk_size()) {
             /* one request: the whole blob with the closing PUT */
             error = upload_finish(r, loc, scope, d, fd, 0, size, NULL, what, &dropped);
         } else {
