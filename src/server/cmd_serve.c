@@ -178,8 +178,6 @@ int cmd_serve(int argc, char **argv)
         berth_log_error("cannot open storage at '%s': %s", cfg.root, berth_error_msg());
         goto done;
     }
-    if (cfg.purge_enabled)
-        purge_uploads(st, &cfg);
 
     hcfg.addr = cfg.addr;
     hcfg.delete_enabled = cfg.delete_enabled;
@@ -194,7 +192,11 @@ int cmd_serve(int argc, char **argv)
                    cfg.addr, (unsigned)berth_server_port(srv), cfg.root,
                    cfg.delete_enabled ? "enabled" : "disabled");
 
-    next_purge = now_ms() + cfg.purge_interval_ms;
+    /* The first purge runs right after the server is listening, not before:
+     * it walks uploads/ and deletes rows (an fsync each), which is start-up
+     * latency for nothing; serving while it runs is what the periodic purge
+     * does anyway (sessions in use are skipped). */
+    next_purge = now_ms();
     for (;;) {
         int64_t wait = cfg.purge_enabled ? next_purge - now_ms() : 3600 * 1000;
         struct timespec ts;

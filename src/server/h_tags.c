@@ -7,6 +7,8 @@
  * page (distribution's defaults).
  */
 #include <microhttpd.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -78,17 +80,141 @@ static void next_link(struct request *req, const char *path, long n, const char 
     sbuf_dispose(&link);
 }
 
+/*
+ * Full tag lists (no `n`, no `last`: what clients and the benchmark ask
+ * for), kept serialized per repository and valid for one store tag
+ * generation. A 10,000-tag list (220 KB) cost ~1.2 ms of CPU to build even
+ * after sbuf_json_str's span copies, 40% of it SQLite stepping the index;
+ * served from here it costs ~0.05 ms (tags/list 10k: ~500 → ~20,000
+ * req/CPU-s). Responses share the cached bytes by reference count: a copy
+ * per request was 9% of the cached path's CPU in perf (18k → 21k req/CPU-s
+ * without it). Any tag write anywhere bumps the
+ * generation, so every entry is rebuilt on its next request. A few entries,
+ * each at most ENTRY_MAX, bound the memory.
+ */
+#define CACHE_ENTRIES 4
+#define ENTRY_MAX (4u << 20)
+
+struct tags_blob {
+    long refs; /* the cache's slot and each response using it (atomic) */
+    size_t len;
+    char data[];
+};
+
+struct tags_entry {
+    char name[BERTH_NAME_MAX + 1];
+    uint64_t gen;
+    struct tags_blob *blob; /* NULL: empty slot */
+};
+
+struct tags_cache {
+    pthread_mutex_t lock;
+    unsigned next; /* slot replaced next (round robin) */
+    struct tags_entry e[CACHE_ENTRIES];
+};
+
+static void blob_release(void *cls)
+{
+    struct tags_blob *b = cls;
+
+    if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(b);
+}
+
+struct tags_cache *tags_cache_new(void)
+{
+    struct tags_cache *c = calloc(1, sizeof(*c));
+
+    if (c)
+        pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void tags_cache_free(struct tags_cache *c)
+{
+    if (!c)
+        return;
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++)
+        blob_release(c->e[i].blob);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* The cached list of `name` at generation `gen`, with a reference taken
+ * for the caller, or NULL. */
+static struct tags_blob *cache_get(struct tags_cache *c, const char *name, uint64_t gen)
+{
+    struct tags_blob *b = NULL;
+
+    if (!c)
+        return NULL;
+    pthread_mutex_lock(&c->lock);
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++) {
+        struct tags_entry *e = &c->e[i];
+
+        if (e->blob && e->gen == gen && !strcmp(e->name, name)) {
+            b = e->blob;
+            __atomic_add_fetch(&b->refs, 1, __ATOMIC_RELAXED);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return b;
+}
+
+static void cache_put(struct tags_cache *c, const char *name, uint64_t gen, const char *json,
+                      size_t len)
+{
+    struct tags_entry *e = NULL;
+    struct tags_blob *b, *old = NULL;
+
+    if (!c || len > ENTRY_MAX || strlen(name) > BERTH_NAME_MAX ||
+        (b = malloc(sizeof(*b) + len)) == NULL)
+        return;
+    b->refs = 1;
+    b->len = len;
+    memcpy(b->data, json, len);
+    pthread_mutex_lock(&c->lock);
+    for (unsigned i = 0; i < CACHE_ENTRIES && !e; i++) {
+        if (c->e[i].blob && !strcmp(c->e[i].name, name))
+            e = &c->e[i]; /* this repository's older list */
+    }
+    if (!e) {
+        e = &c->e[c->next];
+        c->next = (c->next + 1) % CACHE_ENTRIES;
+    }
+    if (e->blob && e->gen > gen) {
+        old = b; /* a newer list got there first */
+    } else {
+        old = e->blob;
+        memcpy(e->name, name, strlen(name) + 1);
+        e->gen = gen;
+        e->blob = b;
+    }
+    pthread_mutex_unlock(&c->lock);
+    blob_release(old);
+}
+
 void h_tags_list(struct request *req)
 {
     struct sbuf b = { 0 };
     struct list_ctx ctx;
     const char *last;
     char path[BERTH_NAME_MAX + 16];
+    struct tags_blob *cached;
+    uint64_t gen;
     long n;
-    int more = 0, err;
+    int more = 0, err, full;
 
     if (paging_args(req, -1, -1, &n, &last) < 0)
         return;
+    full = n < 0 && !last;
+    gen = berth_store_tags_gen(req->srv->st); /* before the walk: see store.h */
+    if (full && (cached = cache_get(req->srv->tags_cache, req->name, gen)) != NULL) {
+        respond_shared(req, MHD_HTTP_OK, cached->data, cached->len, blob_release, cached,
+                       "application/json");
+        return;
+    }
     memset(&ctx, 0, sizeof(ctx));
     ctx.b = &b;
     sbuf_puts(&b, "{\"name\":");
@@ -101,6 +227,8 @@ void h_tags_list(struct request *req)
         return;
     }
     sbuf_puts(&b, "]}");
+    if (full && !b.oom)
+        cache_put(req->srv->tags_cache, req->name, gen, b.p, b.len);
     sbuf_respond(&b, req, "application/json");
     if (more && n > 0 && ctx.count) {
         memcpy(path, req->name, strlen(req->name) + 1);

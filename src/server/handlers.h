@@ -39,5 +39,8 @@ void h_referrers(struct request *req);        /* end-12a, end-12b */
  * count; absent → def, above max → max; max < 0: no cap) and `last`.
  * Answers 400 and returns -1 when `n` is not a non-negative integer. */
 int paging_args(struct request *req, long def, long max, long *n, const char **last);
+/* The cache of full tag lists h_tags_list keeps (h_tags.c). */
+struct tags_cache *tags_cache_new(void);
+void tags_cache_free(struct tags_cache *c);
 
 #endif

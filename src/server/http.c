@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "handlers.h"
 #include "log.h"
 #include "router.h"
 
@@ -99,6 +100,19 @@ void respond_take(struct request *req, unsigned status, void *body, size_t len,
     r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r)
         free(body);
+    set_response(req, status, r, len);
+    if (content_type)
+        add_header(req, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+}
+
+void respond_shared(struct request *req, unsigned status, const void *body, size_t len,
+                    void (*release)(void *cls), void *cls, const char *content_type)
+{
+    struct MHD_Response *r;
+
+    r = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)body, release, cls);
+    if (!r)
+        release(cls);
     set_response(req, status, r, len);
     if (content_type)
         add_header(req, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
@@ -245,24 +259,34 @@ void sbuf_puts(struct sbuf *b, const char *s)
     sbuf_put(b, s, strlen(s));
 }
 
+/* Copies each run of bytes that need no escaping with one sbuf_put: a byte
+ * at a time, sbuf_put and this loop were 42% of a 10,000-tag tags/list
+ * (perf, 220 KB body); tags and names never need escaping, so a name is one
+ * copy between its quotes. */
 void sbuf_json_str(struct sbuf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *c = (const unsigned char *)s, *run;
 
     sbuf_put(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    for (;;) {
         char esc[6] = { '\\', 'u', '0', '0', 0, 0 };
 
+        for (run = c; *c >= 0x20 && *c != '"' && *c != '\\'; c++)
+            ;
+        if (c > run)
+            sbuf_put(b, (const char *)run, (size_t)(c - run));
+        if (!*c)
+            break;
         if (*c == '"' || *c == '\\') {
             esc[1] = (char)*c;
             sbuf_put(b, esc, 2);
-        } else if (*c < 0x20) {
+        } else {
             esc[4] = hex[*c >> 4];
             esc[5] = hex[*c & 15];
             sbuf_put(b, esc, 6);
-        } else {
-            sbuf_put(b, (const char *)c, 1);
         }
+        c++;
     }
     sbuf_put(b, "\"", 1);
 }
@@ -698,6 +722,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
     srv->manifest_max = cfg->manifest_max ? cfg->manifest_max : BERTH_MANIFEST_MAX_DEFAULT;
     if ((error = parse_addr(srv, cfg->addr, &v6)) < 0)
         goto done;
+    srv->tags_cache = tags_cache_new(); /* NULL only disables the cache */
     if (v6)
         flags |= MHD_USE_DUAL_STACK;
     if (!threads) {
@@ -725,6 +750,8 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
     srv = NULL;
     error = 0;
 done:
+    if (srv)
+        tags_cache_free(srv->tags_cache);
     free(srv);
     return error;
 }
@@ -757,5 +784,6 @@ void berth_server_stop(struct berth_server *srv, unsigned grace_ms)
         waited += 10;
     }
     MHD_stop_daemon(srv->daemon);
+    tags_cache_free(srv->tags_cache);
     free(srv);
 }

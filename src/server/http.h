@@ -33,6 +33,7 @@ struct berth_server {
     size_t manifest_max;
     long inflight; /* requests between their first call and completion (atomic) */
     struct sockaddr_storage sa;
+    struct tags_cache *tags_cache; /* h_tags.c: serialized full tag lists */
 };
 
 /* HTTP methods as bits, so a route row can list several. */
@@ -109,6 +110,10 @@ void respond_empty(struct request *req, unsigned status);
 /* A body that stays valid forever (a literal). */
 void respond_static(struct request *req, unsigned status, const char *body, size_t len,
                     const char *content_type);
+/* A body shared with others: release(cls) is called once when the response
+ * no longer needs it (also when creating the response fails). */
+void respond_shared(struct request *req, unsigned status, const void *body, size_t len,
+                    void (*release)(void *cls), void *cls, const char *content_type);
 /* A malloc'd body: ownership passes to the response in every case. */
 void respond_take(struct request *req, unsigned status, void *body, size_t len,
                   const char *content_type);

@@ -445,6 +445,20 @@ static int insert_manifest(struct berth_store *st, int64_t repo_id,
     return error < 0 ? error : 0;
 }
 
+/* Called after a tag write has committed (or failed: a spurious bump only
+ * costs a cache miss). After, not before: a reader that saw the old
+ * generation then listed before the commit holds a listing that this bump
+ * invalidates; one that sees the new generation lists after the commit. */
+static void tags_changed(struct berth_store *st)
+{
+    __atomic_add_fetch(&st->tags_gen, 1, __ATOMIC_SEQ_CST);
+}
+
+uint64_t berth_store_tags_gen(struct berth_store *st)
+{
+    return __atomic_load_n(&st->tags_gen, __ATOMIC_SEQ_CST);
+}
+
 static int upsert_tag(struct berth_store *st, int64_t repo_id, const char *tag,
                       const char *digest)
 {
@@ -499,6 +513,8 @@ int berth_store_manifest_put(struct berth_store *st, const struct berth_manifest
 done:
     if (error < 0)
         berth_db_rollback(st->db);
+    if (req->tag || req->nextra_tags)
+        tags_changed(st);
     return error;
 }
 
@@ -595,6 +611,7 @@ int berth_store_manifest_delete(struct berth_store *st, const char *repo,
 done:
     if (error < 0)
         berth_db_rollback(st->db);
+    tags_changed(st);
     return error;
 }
 
@@ -605,7 +622,12 @@ int berth_store_tag_delete(struct berth_store *st, const char *repo, const char 
 
     if ((error = berth_store_repo_id(st, repo, &id)) < 0)
         return error;
-    if (error == 0 || (error = change(st, BERTH_SQL_TAG_DELETE, id, tag)) == 0)
+    if (error == 0)
+        return berth_error_set_oci(BERTH_ENOTFOUND, BERTH_OCI_MANIFEST_UNKNOWN,
+                                   "manifest unknown to registry: %s:%s", repo, tag);
+    error = change(st, BERTH_SQL_TAG_DELETE, id, tag);
+    tags_changed(st);
+    if (error == 0)
         return berth_error_set_oci(BERTH_ENOTFOUND, BERTH_OCI_MANIFEST_UNKNOWN,
                                    "manifest unknown to registry: %s:%s", repo, tag);
     return error < 0 ? error : 0;

@@ -146,6 +146,11 @@ int berth_store_tag_delete(struct berth_store *st, const char *repo, const char 
 
 typedef int (*berth_str_cb)(void *ctx, const char *s);
 
+/* Tag-set generation: changes after every committed tag write (put with a
+ * tag, tag delete, manifest delete). Read it before berth_store_tags(): a
+ * listing made after reading generation g is current while the generation
+ * is still g, so callers may cache it under g. */
+uint64_t berth_store_tags_gen(struct berth_store *st);
 /* Tags of `repo` after `last` (exclusive; NULL from the start), at most `n`
  * (n < 0: no limit). *more = 1 when more remain after the last one given.
  * BERTH_ENOTFOUND (NAME_UNKNOWN) for an unknown repository. A callback's

@@ -20,6 +20,7 @@ struct berth_store {
     struct berth_db *db;
     struct berth_blob_backend *blobs;
     struct berth_upload_table *uploads;
+    uint64_t tags_gen; /* bumped after every tag write: berth_store_tags_gen() */
 };
 
 /* Id of repository `repo`: 1 found, 0 absent, or a negative error. */
