@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -704,12 +705,40 @@ static int parse_addr(struct berth_server *srv, const char *addr, int *v6)
     return 0;
 }
 
+/* Connections we accept: as many as the file-descriptor limit allows (raised
+ * to its hard maximum), less room for blob files, the database and logs.
+ * libmicrohttpd's default (FD_SETSIZE - 4 = 1,020) let ~1,100 slow clients
+ * lock everyone else out. */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    rlim_t n;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 1000;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl); /* best effort */
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    n = rl.rlim_cur == RLIM_INFINITY ? 65536 : rl.rlim_cur;
+    if (n > 65536)
+        n = 65536;
+    /* each connection may hold a socket and an open blob file */
+    return n > 256 ? (unsigned)((n - 128) / 2) : 64;
+}
+
 int berth_server_start(struct berth_server **out, const struct berth_server_config *cfg,
                        struct berth_store *st)
 {
     struct berth_server *srv;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+    /* poll(2), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll mode
+     * misses a FIN that arrives with the last body bytes, so a client that
+     * drops mid-PATCH held its upload session until the 300 s timeout
+     * (tests/e2e/test_faults.py). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
                      MHD_USE_ITC;
+    unsigned conn_limit = connection_limit();
     unsigned threads = cfg->threads;
     int v6 = 0, error;
 
@@ -737,6 +766,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&srv->sa,
         MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_SEC,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
