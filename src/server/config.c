@@ -35,6 +35,41 @@ void berth_config_init(struct berth_config *cfg)
     cfg->purge_age_ms = 24LL * 3600 * 1000;
     cfg->purge_interval_ms = 3600LL * 1000;
     cfg->manifest_max = BERTH_MANIFEST_MAX_DEFAULT;
+    cfg->auth.htpasswd_realm = strdup("berth");
+    cfg->auth.token_expiration_ms = 5LL * 60 * 1000;
+    cfg->auth.token_refresh_ms = 720LL * 3600 * 1000;
+    cfg->auth.throttle_failures = 5;
+    cfg->auth.throttle_lockout_ms = 60LL * 1000;
+    cfg->tls.minimum = 12;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void free_groups(struct berth_auth_config *a)
+{
+    for (size_t i = 0; i < a->ngroups; i++) {
+        free(a->groups[i].name);
+        free_strv(a->groups[i].members, a->groups[i].nmembers);
+    }
+    free(a->groups);
+    a->groups = NULL;
+    a->ngroups = 0;
+}
+
+static void free_rules(struct berth_auth_config *a)
+{
+    for (size_t i = 0; i < a->nrules; i++) {
+        free_strv(a->rules[i].repositories, a->rules[i].nrepositories);
+        free_strv(a->rules[i].users, a->rules[i].nusers);
+    }
+    free(a->rules);
+    a->rules = NULL;
+    a->nrules = 0;
 }
 
 void berth_config_dispose(struct berth_config *cfg)
@@ -44,6 +79,21 @@ void berth_config_dispose(struct berth_config *cfg)
     free(cfg->addr);
     free(cfg->root);
     cfg->addr = cfg->root = NULL;
+    free(cfg->auth.htpasswd_realm);
+    free(cfg->auth.htpasswd_path);
+    free(cfg->auth.token_realm);
+    free(cfg->auth.token_service);
+    free(cfg->auth.token_issuer);
+    free(cfg->auth.token_rootcertbundle);
+    free(cfg->auth.token_jwks);
+    free(cfg->auth.token_signingkey);
+    free_groups(&cfg->auth);
+    free_rules(&cfg->auth);
+    free(cfg->tls.certificate);
+    free(cfg->tls.key);
+    free_strv(cfg->tls.clientcas, cfg->tls.nclientcas);
+    memset(&cfg->auth, 0, sizeof(cfg->auth));
+    memset(&cfg->tls, 0, sizeof(cfg->tls));
 }
 
 static int parse_bool(int *out, const char *key, const char *s)
@@ -258,6 +308,68 @@ static int set_version(struct berth_config *cfg, const char *key, const char *v)
     return 0;
 }
 
+/* auth.* and http.tls.*: strings are stored by their offset in the config */
+#define STR_SETTER(fn, field)                                                                      \
+    static int fn(struct berth_config *cfg, const char *key, const char *v)                       \
+    {                                                                                              \
+        if (!*v)                                                                                   \
+            return berth_error_set(BERTH_EINVALID, "config '%s': empty value", key);              \
+        return set_str(&cfg->field, v);                                                            \
+    }
+
+STR_SETTER(set_htpasswd_realm, auth.htpasswd_realm)
+STR_SETTER(set_htpasswd_path, auth.htpasswd_path)
+STR_SETTER(set_token_realm, auth.token_realm)
+STR_SETTER(set_token_service, auth.token_service)
+STR_SETTER(set_token_issuer, auth.token_issuer)
+STR_SETTER(set_token_rootcertbundle, auth.token_rootcertbundle)
+STR_SETTER(set_token_jwks, auth.token_jwks)
+STR_SETTER(set_token_signingkey, auth.token_signingkey)
+STR_SETTER(set_tls_certificate, tls.certificate)
+STR_SETTER(set_tls_key, tls.key)
+
+static int set_token_builtin(struct berth_config *cfg, const char *key, const char *v)
+{
+    return parse_bool(&cfg->auth.token_builtin, key, v);
+}
+
+static int set_token_expiration(struct berth_config *cfg, const char *key, const char *v)
+{
+    return set_duration(&cfg->auth.token_expiration_ms, key, v);
+}
+
+static int set_token_refresh(struct berth_config *cfg, const char *key, const char *v)
+{
+    return set_duration(&cfg->auth.token_refresh_ms, key, v);
+}
+
+static int set_throttle_failures(struct berth_config *cfg, const char *key, const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || end == v || n < 0 || n > 1000000)
+        return berth_error_set(BERTH_EINVALID, "config '%s': invalid count '%s'", key, v);
+    cfg->auth.throttle_failures = (unsigned)n;
+    return 0;
+}
+
+static int set_throttle_lockout(struct berth_config *cfg, const char *key, const char *v)
+{
+    return set_duration(&cfg->auth.throttle_lockout_ms, key, v);
+}
+
+static int set_minimumtls(struct berth_config *cfg, const char *key, const char *v)
+{
+    if (!strcasecmp(v, "tls1.2"))
+        cfg->tls.minimum = 12;
+    else if (!strcasecmp(v, "tls1.3"))
+        cfg->tls.minimum = 13;
+    else
+        return berth_error_set(BERTH_EINVALID, "config '%s': expected tls1.2 or tls1.3, got "
+                               "'%s'", key, v);
+    return 0;
+}
+
 static const struct known_key {
     const char *path;
     setter_fn set;
@@ -274,7 +386,229 @@ static const struct known_key {
     { "storage.maintenance.uploadpurging.dryrun", set_purge_dryrun },
     { "berth.manifestmaxbytes", set_manifest_max },
     { "berth.threads", set_threads },
+    { "http.tls.certificate", set_tls_certificate },
+    { "http.tls.key", set_tls_key },
+    { "http.tls.minimumtls", set_minimumtls },
+    { "auth.htpasswd.realm", set_htpasswd_realm },
+    { "auth.htpasswd.path", set_htpasswd_path },
+    { "auth.token.realm", set_token_realm },
+    { "auth.token.service", set_token_service },
+    { "auth.token.issuer", set_token_issuer },
+    { "auth.token.rootcertbundle", set_token_rootcertbundle },
+    { "auth.token.jwks", set_token_jwks },
+    { "auth.token.builtin", set_token_builtin },
+    { "auth.token.signingkey", set_token_signingkey },
+    { "auth.token.expiration", set_token_expiration },
+    { "auth.token.refreshexpiration", set_token_refresh },
+    { "auth.throttle.failures", set_throttle_failures },
+    { "auth.throttle.lockout", set_throttle_lockout },
 };
+
+/* ---- keys whose value is a list or a mapping ---- */
+
+#define LIST_MAX 1024
+
+/* A list of strings: a sequence of scalars, or one scalar. */
+static int node_strings(char ***out, size_t *nout, yaml_document_t *doc, yaml_node_t *node,
+                        const char *key)
+{
+    yaml_node_item_t *it;
+    char **v;
+    size_t n = 0;
+
+    if (node->type == YAML_SCALAR_NODE) { /* "x" is ["x"], an empty value [] */
+        int one = node->data.scalar.length > 0;
+        if ((v = calloc(1, sizeof(*v))) == NULL)
+            goto oom;
+        if (one && !(v[0] = strdup((char *)node->data.scalar.value))) {
+            free(v);
+            goto oom;
+        }
+        *out = v;
+        *nout = (size_t)one;
+        return 0;
+    }
+    if (node->type != YAML_SEQUENCE_NODE)
+        return berth_error_set(BERTH_EINVALID, "config '%s': expected a list", key);
+    it = node->data.sequence.items.start;
+    if (node->data.sequence.items.top - it > LIST_MAX)
+        return berth_error_set(BERTH_EINVALID, "config '%s': more than %d items", key, LIST_MAX);
+    if ((v = calloc((size_t)(node->data.sequence.items.top - it) + 1, sizeof(*v))) == NULL)
+        goto oom;
+    for (; it < node->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        if (!item || item->type != YAML_SCALAR_NODE || !item->data.scalar.length ||
+            strlen((char *)item->data.scalar.value) != item->data.scalar.length) {
+            free_strv(v, n);
+            return berth_error_set(BERTH_EINVALID, "config '%s': item %zu is not a string", key,
+                                   n + 1);
+        }
+        if ((v[n] = strdup((char *)item->data.scalar.value)) == NULL) {
+            free_strv(v, n);
+            goto oom;
+        }
+        n++;
+    }
+    *out = v;
+    *nout = n;
+    return 0;
+oom:
+    return berth_error_set(BERTH_ERROR, "out of memory");
+}
+
+typedef int (*node_setter_fn)(struct berth_config *cfg, const char *key, yaml_document_t *doc,
+                              yaml_node_t *node);
+
+static int set_clientcas(struct berth_config *cfg, const char *key, yaml_document_t *doc,
+                         yaml_node_t *node)
+{
+    char **v;
+    size_t n;
+    int error = node_strings(&v, &n, doc, node, key);
+    if (error < 0)
+        return error;
+    free_strv(cfg->tls.clientcas, cfg->tls.nclientcas);
+    cfg->tls.clientcas = v;
+    cfg->tls.nclientcas = n;
+    return 0;
+}
+
+static int set_groups(struct berth_config *cfg, const char *key, yaml_document_t *doc,
+                      yaml_node_t *node)
+{
+    struct berth_auth_config *a = &cfg->auth;
+    yaml_node_pair_t *p;
+    int error = 0;
+
+    if (node->type != YAML_MAPPING_NODE)
+        return berth_error_set(BERTH_EINVALID, "config '%s': expected {group: [user, ...]}", key);
+    free_groups(a);
+    if (node->data.mapping.pairs.top - node->data.mapping.pairs.start > LIST_MAX)
+        return berth_error_set(BERTH_EINVALID, "config '%s': too many groups", key);
+    a->groups = calloc((size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start) + 1,
+                       sizeof(*a->groups));
+    if (!a->groups)
+        return berth_error_set(BERTH_ERROR, "out of memory");
+    for (p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        struct berth_policy_group *g = &a->groups[a->ngroups];
+        if (!k || k->type != YAML_SCALAR_NODE || !k->data.scalar.length || !v)
+            return berth_error_set(BERTH_EINVALID, "config '%s': bad group name", key);
+        if ((g->name = strdup((char *)k->data.scalar.value)) == NULL)
+            return berth_error_set(BERTH_ERROR, "out of memory");
+        a->ngroups++;
+        if ((error = node_strings(&g->members, &g->nmembers, doc, v, key)) < 0)
+            return error;
+    }
+    return 0;
+}
+
+static int parse_actions(unsigned *out, char **words, size_t n, const char *key)
+{
+    *out = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned bit = berth_action_parse(words[i], strlen(words[i]));
+        if (!bit)
+            return berth_error_set(BERTH_EINVALID, "config '%s': unknown action '%s' (pull, "
+                                   "push, delete, catalog or *)", key, words[i]);
+        *out |= bit;
+    }
+    return 0;
+}
+
+static int set_rule(struct berth_policy_rule *r, const char *key, yaml_document_t *doc,
+                    yaml_node_t *node)
+{
+    char **acts = NULL;
+    size_t nacts = 0;
+    int error = 0;
+
+    if (node->type != YAML_MAPPING_NODE)
+        return berth_error_set(BERTH_EINVALID, "config '%s': each rule is a mapping", key);
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        const char *name = k && k->type == YAML_SCALAR_NODE ? (char *)k->data.scalar.value : "";
+        if (!v)
+            continue;
+        if (!strcmp(name, "repository") || !strcmp(name, "repositories")) {
+            if (r->repositories)
+                error = berth_error_set(BERTH_EINVALID, "config '%s': repository given twice",
+                                        key);
+            else
+                error = node_strings(&r->repositories, &r->nrepositories, doc, v, key);
+        } else if (!strcmp(name, "users")) {
+            if (r->users)
+                error = berth_error_set(BERTH_EINVALID, "config '%s': users given twice", key);
+            else
+                error = node_strings(&r->users, &r->nusers, doc, v, key);
+        } else if (!strcmp(name, "actions")) {
+            free_strv(acts, nacts);
+            acts = NULL;
+            if ((error = node_strings(&acts, &nacts, doc, v, key)) == 0)
+                error = parse_actions(&r->actions, acts, nacts, key);
+        } else {
+            /* a misspelt key in an access rule must not silently change who may do what */
+            error = berth_error_set(BERTH_EINVALID, "config '%s': unknown rule key '%s' "
+                                    "(repository, users, actions)", key, name);
+        }
+        if (error < 0)
+            goto done;
+    }
+    if (!r->nusers || !r->actions)
+        error = berth_error_set(BERTH_EINVALID, "config '%s': every rule needs users and "
+                                "actions", key);
+done:
+    free_strv(acts, nacts);
+    return error;
+}
+
+static int set_rules(struct berth_config *cfg, const char *key, yaml_document_t *doc,
+                     yaml_node_t *node)
+{
+    struct berth_auth_config *a = &cfg->auth;
+    yaml_node_item_t *it;
+    int error;
+
+    if (node->type != YAML_SEQUENCE_NODE)
+        return berth_error_set(BERTH_EINVALID, "config '%s': expected a list of rules", key);
+    free_rules(a);
+    it = node->data.sequence.items.start;
+    if (node->data.sequence.items.top - it > LIST_MAX)
+        return berth_error_set(BERTH_EINVALID, "config '%s': too many rules", key);
+    a->rules = calloc((size_t)(node->data.sequence.items.top - it) + 1, sizeof(*a->rules));
+    if (!a->rules)
+        return berth_error_set(BERTH_ERROR, "out of memory");
+    for (; it < node->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        if (!item)
+            continue;
+        a->nrules++;
+        if ((error = set_rule(&a->rules[a->nrules - 1], key, doc, item)) < 0)
+            return error;
+    }
+    return 0;
+}
+
+static const struct node_key {
+    const char *path;
+    node_setter_fn set;
+    int scalar_ok; /* berth_config_set may give it one string */
+} node_keys[] = {
+    { "http.tls.clientcas", set_clientcas, 1 },
+    { "auth.access.groups", set_groups, 0 },
+    { "auth.access.rules", set_rules, 0 },
+};
+
+static const struct node_key *find_node_key(const char *path)
+{
+    for (size_t i = 0; i < sizeof(node_keys) / sizeof(node_keys[0]); i++)
+        if (!strcasecmp(path, node_keys[i].path))
+            return &node_keys[i];
+    return NULL;
+}
 
 static void warn_unknown(berth_config_warn_fn warn, void *ctx, const char *what, const char *key)
 {
@@ -288,9 +622,22 @@ static void warn_unknown(berth_config_warn_fn warn, void *ctx, const char *what,
 int berth_config_set(struct berth_config *cfg, const char *key, const char *value,
                      berth_config_warn_fn warn, void *ctx)
 {
+    const struct node_key *nk;
+
     for (size_t i = 0; i < sizeof(known_keys) / sizeof(known_keys[0]); i++)
         if (!strcasecmp(key, known_keys[i].path))
             return known_keys[i].set(cfg, known_keys[i].path, value);
+    if ((nk = find_node_key(key)) != NULL) {
+        yaml_node_t one;
+        if (!nk->scalar_ok)
+            return berth_error_set(BERTH_EINVALID, "config '%s' can only be set in the "
+                                   "configuration file", nk->path);
+        memset(&one, 0, sizeof(one));
+        one.type = YAML_SCALAR_NODE;
+        one.data.scalar.value = (yaml_char_t *)value;
+        one.data.scalar.length = strlen(value);
+        return nk->set(cfg, nk->path, NULL, &one);
+    }
     warn_unknown(warn, ctx, "config key", key);
     return 0;
 }
@@ -313,6 +660,14 @@ static int walk_node(struct walk *w, yaml_node_t *node, char *path, size_t plen,
         return berth_error_set(BERTH_EINVALID, "config: too many nodes (alias expansion?)");
     if (depth > YAML_MAX_DEPTH)
         return berth_error_set(BERTH_EINVALID, "config: nesting too deep at '%s'", path);
+    if (plen) {
+        const struct node_key *nk = find_node_key(path);
+        if (nk && node->type == YAML_SCALAR_NODE && !node->data.scalar.length &&
+            !node->data.scalar.style)
+            return 0;
+        if (nk)
+            return nk->set(w->cfg, nk->path, w->doc, node);
+    }
     switch (node->type) {
     case YAML_SCALAR_NODE:
         if (!plen)
@@ -435,7 +790,7 @@ int berth_config_env(struct berth_config *cfg, char *const *envp, berth_config_w
         if ((error = berth_config_set(cfg, key, eq + 1, NULL, NULL)) < 0)
             return error;
         {
-            int known = 0;
+            int known = find_node_key(key) != NULL;
             for (size_t i = 0; i < sizeof(known_keys) / sizeof(known_keys[0]); i++)
                 known |= !strcasecmp(key, known_keys[i].path);
             if (!known) {

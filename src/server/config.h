@@ -11,6 +11,39 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy.h"
+
+/* auth.*: who may log in and what they may do (docs/auth.md). */
+struct berth_auth_config {
+    char *htpasswd_realm;           /* auth.htpasswd.realm, default "berth" */
+    char *htpasswd_path;            /* auth.htpasswd.path; NULL: no htpasswd users */
+    char *token_realm;              /* auth.token.realm: URL clients get tokens from */
+    char *token_service;            /* auth.token.service, default "berth" when builtin */
+    char *token_issuer;             /* auth.token.issuer, default "berth" when builtin */
+    char *token_rootcertbundle;     /* auth.token.rootcertbundle (external token server) */
+    char *token_jwks;               /* auth.token.jwks (external token server) */
+    int token_builtin;              /* auth.token.builtin: berth issues the tokens */
+    char *token_signingkey;         /* auth.token.signingkey; NULL: <root>/token-key.pem */
+    int64_t token_expiration_ms;    /* auth.token.expiration, default 5m */
+    int64_t token_refresh_ms;       /* auth.token.refreshexpiration, default 720h */
+    struct berth_policy_group *groups; /* auth.access.groups: {name: [user, ...]} */
+    size_t ngroups;
+    struct berth_policy_rule *rules;   /* auth.access.rules: [{repository, users, actions}] */
+    size_t nrules;
+    unsigned throttle_failures;     /* auth.throttle.failures per minute and address, default 5;
+                                       0 disables throttling */
+    int64_t throttle_lockout_ms;    /* auth.throttle.lockout, default 60s */
+};
+
+/* http.tls.*: HTTPS (distribution's keys). */
+struct berth_tls_config {
+    char *certificate;              /* http.tls.certificate: PEM chain; NULL: plain HTTP */
+    char *key;                      /* http.tls.key: PEM private key */
+    char **clientcas;               /* http.tls.clientcas: CA files; client certificates */
+    size_t nclientcas;              /* are required when non-empty */
+    int minimum;                    /* http.tls.minimumtls: 12 (tls1.2, default) or 13 */
+};
+
 struct berth_config {
     char *addr;                /* http.addr, default "0.0.0.0:5000" */
     char *root;                /* storage.filesystem.rootdirectory, default "./var/berth" */
@@ -23,6 +56,8 @@ struct berth_config {
     int purge_dryrun;          /* .dryrun, default 0 */
     uint64_t manifest_max;     /* berth.manifestmaxbytes, default 4 MiB */
     unsigned threads;          /* berth.threads, default 0 = one per CPU */
+    struct berth_auth_config auth;
+    struct berth_tls_config tls;
 };
 
 typedef void (*berth_config_warn_fn)(void *ctx, const char *msg);
@@ -40,7 +75,9 @@ int berth_config_load(struct berth_config *cfg, const char *path, berth_config_w
 /* Apply REGISTRY_* variables from `envp` (NULL-terminated "K=V" strings). */
 int berth_config_env(struct berth_config *cfg, char *const *envp, berth_config_warn_fn warn,
                      void *ctx);
-/* Set one key by its dotted path ("storage.delete.enabled") from a string. */
+/* Set one key by its dotted path ("storage.delete.enabled") from a string.
+ * A list key (http.tls.clientcas) gets a one-item list; auth.access.groups
+ * and auth.access.rules can only be set from the file (BERTH_EINVALID). */
 int berth_config_set(struct berth_config *cfg, const char *key, const char *value,
                      berth_config_warn_fn warn, void *ctx);
 

@@ -261,7 +261,7 @@ int berth_policy_new(struct berth_policy **out, const struct berth_policy_group 
         }
         p->groups[i].nmembers = groups[i].nmembers;
     }
-    for (size_t i = 0; i < nrules; i++, p->nrules++) {
+    for (size_t i = 0; i < nrules; i++) {
         struct berth_policy_rule *r = &p->rules[i];
         if ((error = dup_strv(&r->repositories, rules[i].repositories,
                               rules[i].nrepositories)) < 0)
@@ -273,6 +273,7 @@ int berth_policy_new(struct berth_policy **out, const struct berth_policy_group 
         r->nrepositories = rules[i].nrepositories;
         r->nusers = rules[i].nusers;
         r->actions = rules[i].actions;
+        p->nrules = i + 1; /* owned by p from here on, freed with it on failure */
         for (size_t j = 0; j < r->nrepositories; j++)
             if (!r->repositories[j][0] || strlen(r->repositories[j]) > BERTH_PATTERN_MAX) {
                 error = berth_error_set(BERTH_EINVALID, "auth.access rule %zu: invalid "

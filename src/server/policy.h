@@ -56,9 +56,10 @@ size_t berth_scope_format(char *buf, size_t size, const struct berth_scope *s);
 /*
  * Repository glob: `*` matches any run of characters except '/', `**` any
  * run including '/', `?` one character except '/'; everything else matches
- * itself. "team-a/*" matches "team-a/app" but not "team-a/x/y";
- * "team-a/**" matches both; "*\/public" matches "x/public" only. The whole
- * name must match. Linear-space dynamic programming: no pathological inputs.
+ * itself. So "team-a/" followed by `*` matches "team-a/app" but not
+ * "team-a/x/y", followed by `**` both; `*` followed by "/public" matches
+ * "x/public" only (docs/auth.md has the table). The whole name must match.
+ * Linear-space dynamic programming: no pathological inputs.
  * Returns 1 or 0 (0 also for a pattern over BERTH_PATTERN_MAX or a name over
  * 1024 bytes).
  */

@@ -165,12 +165,125 @@ static void test_sizes(void **state)
     assert_int_equal(berth_size_parse(&n, "20000000000GiB"), BERTH_EINVALID);
 }
 
+static void test_auth_and_tls(void **state)
+{
+    static const char yaml[] = "http:\n"
+                               "  tls:\n"
+                               "    certificate: /etc/berth/cert.pem\n"
+                               "    key: /etc/berth/key.pem\n"
+                               "    clientcas: [/etc/berth/ca1.pem, /etc/berth/ca2.pem]\n"
+                               "    minimumtls: tls1.3\n"
+                               "auth:\n"
+                               "  htpasswd:\n"
+                               "    realm: my-registry\n"
+                               "    path: /etc/berth/htpasswd\n"
+                               "  token:\n"
+                               "    builtin: true\n"
+                               "    realm: https://reg.example/token\n"
+                               "    service: reg.example\n"
+                               "    expiration: 10m\n"
+                               "  throttle:\n"
+                               "    failures: 10\n"
+                               "    lockout: 2m\n"
+                               "  access:\n"
+                               "    groups:\n"
+                               "      team-a: [alice, bob]\n"
+                               "      ops: carol\n"
+                               "    rules:\n"
+                               "      - repository: team-a/*\n"
+                               "        users: [group:team-a]\n"
+                               "        actions: [pull, push]\n"
+                               "      - repositories: ['*/public', library/**]\n"
+                               "        users: anonymous\n"
+                               "        actions: pull\n";
+    struct berth_config cfg;
+    struct warns w = { 0 };
+    (void)state;
+
+    berth_config_init(&cfg);
+    assert_string_equal(cfg.auth.htpasswd_realm, "berth");
+    assert_int_equal(cfg.auth.token_expiration_ms, 300000);
+    assert_int_equal(cfg.auth.throttle_failures, 5);
+    assert_int_equal(cfg.auth.throttle_lockout_ms, 60000);
+    assert_int_equal(cfg.tls.minimum, 12);
+    assert_int_equal(parse(&cfg, yaml, &w), 0);
+    assert_int_equal(w.n, 0);
+    assert_string_equal(cfg.tls.certificate, "/etc/berth/cert.pem");
+    assert_string_equal(cfg.tls.key, "/etc/berth/key.pem");
+    assert_int_equal(cfg.tls.nclientcas, 2);
+    assert_string_equal(cfg.tls.clientcas[1], "/etc/berth/ca2.pem");
+    assert_int_equal(cfg.tls.minimum, 13);
+    assert_string_equal(cfg.auth.htpasswd_realm, "my-registry");
+    assert_string_equal(cfg.auth.htpasswd_path, "/etc/berth/htpasswd");
+    assert_int_equal(cfg.auth.token_builtin, 1);
+    assert_string_equal(cfg.auth.token_realm, "https://reg.example/token");
+    assert_string_equal(cfg.auth.token_service, "reg.example");
+    assert_int_equal(cfg.auth.token_expiration_ms, 600000);
+    assert_int_equal(cfg.auth.throttle_failures, 10);
+    assert_int_equal(cfg.auth.throttle_lockout_ms, 120000);
+    assert_int_equal(cfg.auth.ngroups, 2);
+    assert_string_equal(cfg.auth.groups[0].name, "team-a");
+    assert_int_equal(cfg.auth.groups[0].nmembers, 2);
+    assert_int_equal(cfg.auth.groups[1].nmembers, 1);
+    assert_string_equal(cfg.auth.groups[1].members[0], "carol");
+    assert_int_equal(cfg.auth.nrules, 2);
+    assert_string_equal(cfg.auth.rules[0].repositories[0], "team-a/*");
+    assert_int_equal(cfg.auth.rules[0].actions, BERTH_ACT_PULL | BERTH_ACT_PUSH);
+    assert_int_equal(cfg.auth.rules[1].nrepositories, 2);
+    assert_string_equal(cfg.auth.rules[1].users[0], "anonymous");
+    assert_int_equal(cfg.auth.rules[1].actions, BERTH_ACT_PULL);
+    /* a second document replaces the lists */
+    assert_int_equal(parse(&cfg, "http:\n  tls:\n    clientcas: /ca.pem\n", &w), 0);
+    assert_int_equal(cfg.tls.nclientcas, 1);
+    berth_config_dispose(&cfg);
+}
+
+static void test_auth_errors(void **state)
+{
+    static char e1[] = "REGISTRY_AUTH_HTPASSWD_PATH=/h", e2[] = "REGISTRY_HTTP_TLS_CLIENTCAS=/c",
+                e3[] = "REGISTRY_AUTH_TOKEN_BUILTIN=yes";
+    char *env[] = { e1, e2, e3, NULL };
+    struct berth_config cfg;
+    struct warns w = { 0 };
+    (void)state;
+
+    berth_config_init(&cfg);
+    assert_int_equal(berth_config_env(&cfg, env, warn_cb, &w), 0);
+    assert_int_equal(w.n, 0);
+    assert_string_equal(cfg.auth.htpasswd_path, "/h");
+    assert_int_equal(cfg.tls.nclientcas, 1);
+    assert_int_equal(cfg.auth.token_builtin, 1);
+    assert_int_equal(berth_config_set(&cfg, "auth.access.rules", "x", NULL, NULL),
+                     BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "http:\n  tls:\n    minimumtls: tls1.0\n", &w),
+                     BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "auth:\n  access:\n    rules:\n      - repository: a\n"
+                                 "        user: [x]\n        actions: [pull]\n", &w),
+                     BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_msg(), "unknown rule key 'user'"));
+    assert_int_equal(parse(&cfg, "auth:\n  access:\n    rules:\n      - repository: a\n"
+                                 "        users: [x]\n        actions: [pull, fly]\n", &w),
+                     BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_msg(), "unknown action 'fly'"));
+    assert_int_equal(parse(&cfg, "auth:\n  access:\n    rules:\n      - repository: a\n",
+                           &w), BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "auth:\n  access:\n    rules: {a: b}\n", &w),
+                     BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "auth:\n  access:\n    groups: [a]\n", &w), BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "http:\n  tls:\n    clientcas: [[a]]\n", &w),
+                     BERTH_EINVALID);
+    assert_int_equal(parse(&cfg, "auth:\n  throttle:\n    failures: many\n", &w),
+                     BERTH_EINVALID);
+    berth_config_dispose(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),     cmocka_unit_test(test_distribution_config),
         cmocka_unit_test(test_env_overrides), cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_durations),    cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_auth_and_tls), cmocka_unit_test(test_auth_errors),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
