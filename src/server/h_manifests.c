@@ -17,9 +17,7 @@
 #include "core/name.h"
 #include "handlers.h"
 #include "http.h"
-
-/* ?tag= values are rare and few; more than this is refused. */
-#define EXTRA_TAGS_MAX 64
+#include "params.h"
 
 void h_manifest_get(struct request *req)
 {
@@ -53,31 +51,19 @@ void h_manifest_open(struct request *req)
     req->body_mode = BODY_MANIFEST;
 }
 
-struct tag_list {
-    const char *tags[EXTRA_TAGS_MAX];
-    size_t n;
-    int too_many;
-};
-
+/* Collect every ?tag= (MHD_lookup_connection_value would give one). */
 static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
-    struct tag_list *tl = cls;
-
     (void)kind;
     if (strcmp(key, "tag") != 0)
         return MHD_YES;
-    if (tl->n == EXTRA_TAGS_MAX) {
-        tl->too_many = 1;
-        return MHD_NO;
-    }
-    tl->tags[tl->n++] = value ? value : "";
-    return MHD_YES;
+    return berth_param_tag_add(cls, value) < 0 ? MHD_NO : MHD_YES;
 }
 
-/* The ?tag= parameters (all of them: MHD_lookup_connection_value would give
- * one). 0, or -1 after answering 400 TAG_INVALID. */
-static int extra_tags(struct request *req, struct tag_list *tl)
+/* The ?tag= parameters: at most BERTH_PARAM_TAGS_MAX, only on a push by
+ * digest, each a valid tag. 0, or -1 after answering 400 TAG_INVALID. */
+static int extra_tags(struct request *req, struct berth_tag_params *tl)
 {
     memset(tl, 0, sizeof(*tl));
     MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_tag, tl);
@@ -89,11 +75,9 @@ static int extra_tags(struct request *req, struct tag_list *tl)
         respond_oci(req, BERTH_OCI_TAG_INVALID, "tag parameters need a push by digest");
         return -1;
     }
-    for (size_t i = 0; i < tl->n; i++) {
-        if (berth_tag_check(tl->tags[i], strlen(tl->tags[i])) < 0) {
-            respond_oci(req, BERTH_OCI_TAG_INVALID, berth_error_msg());
-            return -1;
-        }
+    if (berth_param_tags_check(tl) < 0) {
+        respond_oci(req, BERTH_OCI_TAG_INVALID, berth_error_msg());
+        return -1;
     }
     return 0;
 }
@@ -126,7 +110,7 @@ void h_manifest_put(struct request *req)
     struct berth_manifest_put put;
     const char *ct = req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
     struct berth_digest d;
-    struct tag_list tl;
+    struct berth_tag_params tl;
     char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32];
     int err;
 

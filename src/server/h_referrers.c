@@ -5,7 +5,8 @@
  * unknown digest or repository: oras and crane probe with sha256:000…0).
  * Filtering is announced with `OCI-Filters-Applied: artifactType`. Paging
  * with `n`/`last` (last = the last digest given) and a `Link` like tags;
- * without `n`, every referrer.
+ * without `n`, every referrer. A malformed artifactType, `n` or `last`
+ * (params.c) is a 400.
  */
 #include <microhttpd.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "core/manifest.h"
 #include "handlers.h"
 #include "http.h"
+#include "params.h"
 
 struct ref_ctx {
     struct sbuf *b;
@@ -50,15 +52,17 @@ static int referrer_item(void *ctx, const struct berth_referrer *r)
 
 void h_referrers(struct request *req)
 {
-    const char *artifact_type = req_arg(req, "artifactType");
+    const char *artifact_type;
     struct sbuf b = { 0 }, link = { 0 };
     struct ref_ctx ctx;
     const char *last;
     long n;
     int more = 0, err;
 
-    if (artifact_type && !*artifact_type)
-        artifact_type = NULL;
+    if (berth_param_artifact_type(req_arg(req, "artifactType"), &artifact_type) < 0) {
+        respond_error(req, MHD_HTTP_BAD_REQUEST, berth_error_oci(), berth_error_msg());
+        return;
+    }
     if (paging_args(req, -1, -1, &n, &last) < 0)
         return;
     memset(&ctx, 0, sizeof(ctx));

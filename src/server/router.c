@@ -6,7 +6,8 @@
  * checked against the spec grammar after libmicrohttpd's percent-decoding,
  * so an encoded '/' or '%' can never smuggle anything past the check.
  * Unknown shape → 404 (NAME_UNKNOWN under /v2/, UNSUPPORTED elsewhere);
- * known shape with a wrong method → 405 UNSUPPORTED.
+ * known shape with a wrong method → 405 UNSUPPORTED. berth_route_match is
+ * pure; router_dispatch copies its result into the request or answers.
  */
 #include "router.h"
 
@@ -21,6 +22,8 @@
  * accepted wherever GET is (M_READ): HEAD never answers 405. The begin step
  * runs when the headers are in, before the body: it opens what the body goes
  * to (an upload session, the manifest buffer) or answers early. */
+_Static_assert(BERTH_ROUTE_REF_MAX <= REF_MAX, "req->ref holds every accepted reference");
+
 static const struct route routes[] = {
     /* spec id  methods   shape        query           begin            handler            access */
     { "end-1",   M_READ,   R_BASE,      NULL,           NULL,            h_base,            NONE },
@@ -122,105 +125,128 @@ static int upload_id_ok(const char *s, size_t len)
     return 1;
 }
 
-/* Validate the reference after the anchor into req->ref / req->digest.
- * 0, or -1 after answering. */
-static int check_ref(struct request *req, enum shape shape, const char *ref, size_t len)
+/* Fail the match with an answer. Always -1. */
+static int refuse(struct berth_route_match *out, unsigned status, enum berth_oci_code oci,
+                  const char *msg)
 {
-    int err;
+    out->route = NULL;
+    out->status = status;
+    out->oci = oci;
+    out->msg = msg;
+    return -1;
+}
 
-    switch (shape) {
+/* Validate the reference after the anchor into out->digest. 0, or -1. */
+static int check_ref(struct berth_route_match *out, const char *ref, size_t len)
+{
+    switch (out->shape) {
     case R_BLOB:
     case R_REFERRERS:
-        if ((err = berth_digest_parse(&req->digest, ref, len)) < 0) {
-            respond_error(req, 400, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
-            return -1;
-        }
-        req->ref_is_digest = 1;
+        if (berth_digest_parse(&out->digest, ref, len) < 0)
+            return refuse(out, 400, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
+        out->ref_is_digest = 1;
         break;
     case R_MANIFEST:
         if (memchr(ref, ':', len)) {
-            if ((err = berth_digest_parse(&req->digest, ref, len)) < 0) {
-                respond_error(req, 400, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
-                return -1;
-            }
-            req->ref_is_digest = 1;
-        } else if ((err = berth_tag_check(ref, len)) < 0) {
-            respond_error(req, 400, BERTH_OCI_TAG_INVALID, berth_error_msg());
-            return -1;
+            if (berth_digest_parse(&out->digest, ref, len) < 0)
+                return refuse(out, 400, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
+            out->ref_is_digest = 1;
+        } else if (berth_tag_check(ref, len) < 0) {
+            return refuse(out, 400, BERTH_OCI_TAG_INVALID, berth_error_msg());
         }
         break;
     case R_UPLOAD:
-        if (!upload_id_ok(ref, len)) {
-            respond_oci(req, BERTH_OCI_BLOB_UPLOAD_UNKNOWN, "unknown upload id");
-            return -1;
-        }
+        if (!upload_id_ok(ref, len))
+            return refuse(out, (unsigned)berth_oci_status(BERTH_OCI_BLOB_UPLOAD_UNKNOWN),
+                          BERTH_OCI_BLOB_UPLOAD_UNKNOWN, "unknown upload id");
         break;
     default:
         return 0;
     }
-    if (len >= sizeof(req->ref)) { /* unreachable after the checks above */
-        respond_oci(req, BERTH_OCI_NAME_INVALID, "reference too long");
-        return -1;
-    }
-    memcpy(req->ref, ref, len);
-    req->ref[len] = '\0';
+    if (len >= BERTH_ROUTE_REF_MAX) /* unreachable after the checks above */
+        return refuse(out, (unsigned)berth_oci_status(BERTH_OCI_NAME_INVALID),
+                      BERTH_OCI_NAME_INVALID, "reference too long");
+    out->ref = ref;
+    out->ref_len = len;
     return 0;
 }
 
-void router_dispatch(struct request *req, const char *url)
+int berth_route_match(unsigned method, const char *path, size_t len,
+                      int (*has_arg)(void *ctx, const char *key), void *ctx,
+                      struct berth_route_match *out)
 {
     const struct route *r = NULL;
     const char *rest, *ref = NULL;
-    size_t len, name_len = 0, ref_len = 0;
-    enum shape shape;
-    int shape_seen = 0, err;
+    size_t rest_len, name_len = 0, ref_len = 0;
+    int shape_seen = 0;
 
-    req->route = NULL;
-    if (strncmp(url, "/v2", 3) != 0 || (url[3] != '/' && url[3] != '\0')) {
-        respond_error(req, 404, BERTH_OCI_UNSUPPORTED, "not a registry API path");
-        return;
-    }
-    rest = url[3] ? url + 4 : url + 3;
-    len = strlen(rest);
-    if (!len) {
-        shape = R_BASE;
-    } else if (!strcmp(rest, "_catalog")) {
-        shape = R_CATALOG;
-    } else if (split(rest, len, &shape, &name_len, &ref, &ref_len) < 0) {
-        respond_error(req, 404, BERTH_OCI_NAME_UNKNOWN, "unknown API path");
-        return;
+    memset(out, 0, sizeof(*out));
+    if (!path || len < 3 || memcmp(path, "/v2", 3) != 0 || (len > 3 && path[3] != '/'))
+        return refuse(out, 404, BERTH_OCI_UNSUPPORTED, "not a registry API path");
+    rest = len > 3 ? path + 4 : path + 3;
+    rest_len = len > 3 ? len - 4 : 0;
+    if (!rest_len) {
+        out->shape = R_BASE;
+    } else if (rest_len == 8 && !memcmp(rest, "_catalog", 8)) {
+        out->shape = R_CATALOG;
+    } else if (split(rest, rest_len, &out->shape, &name_len, &ref, &ref_len) < 0) {
+        return refuse(out, 404, BERTH_OCI_NAME_UNKNOWN, "unknown API path");
     }
 
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (routes[i].shape != shape)
+        if (routes[i].shape != out->shape)
             continue;
         shape_seen = 1;
-        if (!(routes[i].methods & req->method))
+        if (!(routes[i].methods & method))
             continue;
-        if (routes[i].query && !req_arg(req, routes[i].query))
+        if (routes[i].query && (!has_arg || !has_arg(ctx, routes[i].query)))
             continue;
         r = &routes[i];
         break;
     }
-    if (!r) {
-        respond_error(req, shape_seen ? 405 : 404, BERTH_OCI_UNSUPPORTED,
+    if (!r)
+        return refuse(out, shape_seen ? 405 : 404, BERTH_OCI_UNSUPPORTED,
                       shape_seen ? "method not allowed" : "unknown API path");
+
+    if (out->shape != R_BASE && out->shape != R_CATALOG) {
+        if (name_len > BERTH_NAME_MAX)
+            return refuse(out, (unsigned)berth_oci_status(BERTH_OCI_NAME_INVALID),
+                          BERTH_OCI_NAME_INVALID, "repository name too long");
+        if (berth_name_check(rest, name_len) < 0)
+            return refuse(out, 400, BERTH_OCI_NAME_INVALID, berth_error_msg());
+        out->name = rest;
+        out->name_len = name_len;
+        if (check_ref(out, ref, ref_len) < 0)
+            return -1;
+    }
+    out->route = r;
+    return 0;
+}
+
+static int has_query_arg(void *ctx, const char *key)
+{
+    return req_arg(ctx, key) != NULL;
+}
+
+void router_dispatch(struct request *req, const char *url)
+{
+    struct berth_route_match m;
+
+    req->route = NULL;
+    if (berth_route_match(req->method, url, strlen(url), has_query_arg, req, &m) < 0) {
+        respond_error(req, m.status, m.oci, m.msg);
         return;
     }
-
-    if (shape != R_BASE && shape != R_CATALOG) {
-        if (name_len > BERTH_NAME_MAX) {
-            respond_oci(req, BERTH_OCI_NAME_INVALID, "repository name too long");
-            return;
-        }
-        if ((err = berth_name_check(rest, name_len)) < 0) {
-            respond_error(req, 400, BERTH_OCI_NAME_INVALID, berth_error_msg());
-            return;
-        }
-        memcpy(req->name, rest, name_len);
-        req->name[name_len] = '\0';
-        if (check_ref(req, shape, ref, ref_len) < 0)
-            return;
+    if (m.name) {
+        memcpy(req->name, m.name, m.name_len);
+        req->name[m.name_len] = '\0';
     }
-    req->route = r;
+    if (m.ref) {
+        memcpy(req->ref, m.ref, m.ref_len);
+        req->ref[m.ref_len] = '\0';
+    }
+    req->ref_is_digest = m.ref_is_digest;
+    if (m.ref_is_digest)
+        req->digest = m.digest;
+    req->route = m.route;
 }
