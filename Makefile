@@ -2,7 +2,7 @@
 # SANITIZE=address,undefined builds into build-san/ (tests run under it).
 
 CC ?= cc
-PKGS = libmicrohttpd jansson sqlite3 yaml-0.1 libcrypto libcurl libarchive
+PKGS = libmicrohttpd jansson sqlite3 yaml-0.1 libcrypto libcurl libarchive gnutls
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -14,11 +14,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "authn.h"
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
 #include "core/error.h"
 #include "log.h"
+#include "selfsign.h"
 #include "server.h"
 #include "store/store.h"
 
@@ -41,6 +43,9 @@ static const char usage_text[] =
     "                       default 4MiB)\n"
     "  --threads N          worker threads (berth.threads; default one per CPU)\n"
     "  --no-delete          refuse DELETE of manifests and blobs (storage.delete.enabled)\n"
+    "  --tls-self-signed HOST[,HOST...]\n"
+    "                       serve HTTPS with a certificate for these names/IPs, signed\n"
+    "                       by a CA made once in ROOT/tls (clients trust ROOT/tls/ca.crt)\n"
     "  -h, --help           show this help\n"
     "\n"
     "Precedence: defaults < config file < REGISTRY_* environment variables\n"
@@ -68,6 +73,29 @@ static void purge_uploads(struct berth_store *st, const struct berth_config *cfg
                        removed == 1 ? "" : "s");
 }
 
+/* --tls-self-signed: make (once) or reuse ROOT/tls and point http.tls.* at it. */
+static int self_signed(struct berth_config *cfg, const char *hosts)
+{
+    char dir[4096], cert[4200], key[4200], ca[4200];
+    int created = 0;
+
+    snprintf(dir, sizeof(dir), "%s/tls", cfg->root);
+    snprintf(cert, sizeof(cert), "%s/" BERTH_SELFSIGN_CERT, dir);
+    snprintf(key, sizeof(key), "%s/" BERTH_SELFSIGN_KEY, dir);
+    snprintf(ca, sizeof(ca), "%s/" BERTH_SELFSIGN_CA, dir);
+    if (berth_selfsign_ensure(dir, hosts, &created) < 0 ||
+        berth_config_set(cfg, "http.tls.certificate", cert, warn_cb, NULL) < 0 ||
+        berth_config_set(cfg, "http.tls.key", key, warn_cb, NULL) < 0) {
+        berth_log_error("tls: %s", berth_error_msg());
+        return -1;
+    }
+    berth_log_info("tls: %s self-signed certificate for %s; clients trust the CA %s "
+                   "(docker: /etc/docker/certs.d/HOST:PORT/ca.crt; podman/skopeo: --cert-dir "
+                   "with ca.crt; curl: --cacert)",
+                   created ? "generated a" : "reusing the", hosts, ca);
+    return 0;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -77,7 +105,8 @@ static int64_t now_ms(void)
 
 int cmd_serve(int argc, char **argv)
 {
-    enum { OPT_ADDR = 256, OPT_ROOT, OPT_CONFIG, OPT_LOG, OPT_MMAX, OPT_THREADS, OPT_NODEL };
+    enum { OPT_ADDR = 256, OPT_ROOT, OPT_CONFIG, OPT_LOG, OPT_MMAX, OPT_THREADS, OPT_NODEL,
+           OPT_TLSSS };
     static const struct option opts[] = {
         { "addr", required_argument, NULL, OPT_ADDR },
         { "root", required_argument, NULL, OPT_ROOT },
@@ -86,17 +115,20 @@ int cmd_serve(int argc, char **argv)
         { "manifest-max", required_argument, NULL, OPT_MMAX },
         { "threads", required_argument, NULL, OPT_THREADS },
         { "no-delete", no_argument, NULL, OPT_NODEL },
+        { "tls-self-signed", required_argument, NULL, OPT_TLSSS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     struct { const char *key, *value; } flags[8];
     size_t nflags = 0;
     const char *config_path = NULL;
+    const char *tls_hosts = NULL; /* --tls-self-signed */
     struct berth_config cfg;
     struct berth_store_config scfg = { 0 };
     struct berth_server_config hcfg = { 0 };
     struct berth_store *st = NULL;
     struct berth_server *srv = NULL;
+    struct berth_authn *authn = NULL;
     sigset_t sigs;
     int64_t next_purge;
     int c, rc = 1;
@@ -110,6 +142,9 @@ int cmd_serve(int argc, char **argv)
             return 0;
         case OPT_CONFIG:
             config_path = optarg;
+            continue;
+        case OPT_TLSSS:
+            tls_hosts = optarg;
             continue;
         case OPT_ADDR:
             key = "http.addr";
@@ -179,11 +214,27 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
 
+    if (tls_hosts && self_signed(&cfg, tls_hosts) < 0) {
+        rc = 2;
+        goto done;
+    }
     hcfg.addr = cfg.addr;
     hcfg.delete_enabled = cfg.delete_enabled;
     hcfg.manifest_max = (size_t)cfg.manifest_max;
     hcfg.threads = cfg.threads;
     hcfg.access_log = cfg.access_log;
+    hcfg.tls_certificate = cfg.tls.certificate;
+    hcfg.tls_key = cfg.tls.key;
+    hcfg.tls_clientcas = cfg.tls.clientcas;
+    hcfg.ntls_clientcas = cfg.tls.nclientcas;
+    hcfg.tls_minimum = cfg.tls.minimum;
+    /* After the store: a generated token signing key goes into its root. */
+    if (berth_authn_new(&authn, &cfg, warn_cb, NULL) < 0) {
+        berth_log_error("auth: %s", berth_error_msg());
+        rc = 2;
+        goto done;
+    }
+    hcfg.authn = authn;
     if (berth_server_start(&srv, &hcfg, st) < 0) {
         berth_log_error("cannot listen on '%s': %s", cfg.addr, berth_error_msg());
         goto done;
@@ -212,7 +263,8 @@ int cmd_serve(int argc, char **argv)
             break;
         }
         if (sig == SIGHUP) {
-            berth_log_info("received SIGHUP: nothing to reload yet");
+            if (berth_server_reload_tls(srv) == 0)
+                berth_log_info("received SIGHUP: nothing to reload yet");
             continue;
         }
         if (sig < 0 && errno != EAGAIN && errno != EINTR)
@@ -225,6 +277,7 @@ int cmd_serve(int argc, char **argv)
     rc = 0;
 done:
     berth_server_stop(srv, STOP_GRACE_MS);
+    berth_authn_free(authn); /* after the server: requests in flight use it */
     berth_store_free(st);
     berth_config_dispose(&cfg);
     return rc;

@@ -2,7 +2,7 @@
  * Listings (distribution-spec "Listing tags", end-8a/8b; and distribution's
  * `GET /v2/_catalog`): JSON built in one growing buffer from the store's
  * indexed, lexically ordered walks. Paging: `n` (count) and `last`
- * (exclusive); when more remain, `Link: <...?n=&last=>; rel="next"`.
+ * (exclusive; a tag or a name, params.c); when more remain, `Link: <...?n=&last=>; rel="next"`.
  * Tags: all of them without `n`. Catalog: 100 without `n`, at most 1000 per
  * page (distribution's defaults).
  */
@@ -11,41 +11,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authn.h"
 #include "core/error.h"
 #include "core/name.h"
 #include "handlers.h"
 #include "http.h"
+#include "params.h"
+#include "router.h"
 
 #define CATALOG_PAGE_DEFAULT 100
 #define CATALOG_PAGE_MAX 1000
-#define LAST_MAX 1024 /* a `last` longer than any name or tag can only be noise */
+#define LAST_MAX BERTH_NAME_MAX /* the longest `last` a listing hands out */
 
+/* `last` is a cursor of the route's own kind: a tag, a repository name, a
+ * referrer digest (params.c checks its grammar). */
 int paging_args(struct request *req, long def, long max, long *n, const char **last)
 {
-    const char *s = req_arg(req, "n");
-    long v = 0;
+    enum berth_last_kind kind = BERTH_LAST_TAG;
 
-    *last = req_arg(req, "last");
-    if (*last && (!**last || strlen(*last) > LAST_MAX))
-        *last = NULL;
-    if (!s) {
-        *n = def;
-        return 0;
-    }
-    if (!*s || strlen(s) > 9 || strspn(s, "0123456789") != strlen(s)) {
-        respond_oci(req, BERTH_OCI_SIZE_INVALID, "invalid page size 'n': want an integer >= 0");
+    if (req->route && req->route->shape == R_CATALOG)
+        kind = BERTH_LAST_NAME;
+    else if (req->route && req->route->shape == R_REFERRERS)
+        kind = BERTH_LAST_DIGEST;
+    if (berth_param_n(req_arg(req, "n"), def, max, n) < 0 ||
+        berth_param_last(req_arg(req, "last"), kind, last) < 0) {
+        respond_error(req, MHD_HTTP_BAD_REQUEST, berth_error_oci(), berth_error_msg());
         return -1;
     }
-    for (; *s; s++)
-        v = v * 10 + (*s - '0');
-    *n = (max >= 0 && v > max) ? max : v;
     return 0;
 }
 
 struct list_ctx {
     struct sbuf *b;
     size_t count;
-    char last[LAST_MAX + 1];
+    char last[LAST_MAX + 1]; /* last walked, shown or not: the next page starts after it */
+    struct berth_authn *authn; /* catalog: hide what `user` may not pull; NULL shows all */
+    const char *user;
 };
 
 static int list_item(void *ctx, const char *s)
@@ -53,13 +54,15 @@ static int list_item(void *ctx, const char *s)
     struct list_ctx *c = ctx;
     size_t len = strlen(s);
 
-    if (c->count++)
-        sbuf_put(c->b, ",", 1);
-    sbuf_json_str(c->b, s);
     if (len > LAST_MAX)
         len = LAST_MAX;
     memcpy(c->last, s, len);
     c->last[len] = '\0';
+    if (c->authn && !berth_authn_can_pull(c->authn, c->user, s))
+        return 0;
+    if (c->count++)
+        sbuf_put(c->b, ",", 1);
+    sbuf_json_str(c->b, s);
     return c->b->oom ? BERTH_ERROR : 0;
 }
 
@@ -249,6 +252,8 @@ void h_catalog(struct request *req)
         return;
     memset(&ctx, 0, sizeof(ctx));
     ctx.b = &b;
+    ctx.authn = req->srv->authn;
+    ctx.user = req->user;
     sbuf_puts(&b, "{\"repositories\":[");
     err = berth_store_catalog(req->srv->st, last, n, list_item, &ctx, &more);
     if (err < 0) {
@@ -258,6 +263,6 @@ void h_catalog(struct request *req)
     }
     sbuf_puts(&b, "]}");
     sbuf_respond(&b, req, "application/json");
-    if (more && n > 0 && ctx.count)
+    if (more && n > 0 && ctx.last[0]) /* a page of hidden names still links on */
         next_link(req, "_catalog", n, ctx.last);
 }

@@ -18,6 +18,7 @@
 #include "core/range.h"
 #include "handlers.h"
 #include "http.h"
+#include "params.h"
 
 #define LOCATION_MAX (BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32)
 
@@ -48,13 +49,7 @@ static void blob_created(struct request *req, const struct berth_digest *d)
 /* Parse the ?digest= parameter into req->digest. 0, or -1 after 400. */
 static int digest_arg(struct request *req)
 {
-    const char *s = req_arg(req, "digest");
-
-    if (!s || !*s) {
-        respond_oci(req, BERTH_OCI_DIGEST_INVALID, "digest parameter missing");
-        return -1;
-    }
-    if (berth_digest_parse(&req->digest, s, strlen(s)) < 0) {
+    if (berth_param_digest(req_arg(req, "digest"), &req->digest) < 0) {
         respond_error(req, MHD_HTTP_BAD_REQUEST, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
         return -1;
     }
@@ -78,16 +73,17 @@ void h_upload_start(struct request *req)
  * (no `from`, invalid `from`, blob not there) open a normal session. */
 void h_upload_mount(struct request *req)
 {
-    const char *mount = req_arg(req, "mount");
     const char *from = req_arg(req, "from");
     struct berth_digest d;
     int err;
 
-    if (berth_digest_parse(&d, mount, strlen(mount)) < 0) {
+    if (berth_param_digest(req_arg(req, "mount"), &d) < 0) {
         respond_error(req, MHD_HTTP_BAD_REQUEST, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
         return;
     }
-    if (from && berth_name_check(from, strlen(from)) == 0) {
+    /* mount_denied: the caller may not pull `from`; the spec's answer is a
+     * plain upload session, not an error that would tell `from` exists. */
+    if (!req->mount_denied && berth_param_from(from) == 0) {
         err = berth_store_blob_mount(req->srv->st, req->name, from, &d);
         if (err == 0) {
             blob_created(req, &d);

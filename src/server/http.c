@@ -22,10 +22,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "authn.h"
 #include "core/error.h"
 #include "handlers.h"
 #include "log.h"
 #include "router.h"
+#include "tls.h"
 
 #define API_VERSION_HEADER "Docker-Distribution-API-Version"
 #define API_VERSION "registry/2.0"
@@ -439,6 +441,31 @@ static void manifest_body(struct request *req, const char *data, size_t n)
     req->body_len += n;
 }
 
+/* /token's POST form: capped like a query string (tokensrv.h). */
+static void form_body(struct request *req, const char *data, size_t n)
+{
+    uint8_t *p;
+
+    if (n > BERTH_TOKEN_FORM_MAX - req->body_len) {
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+        respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, BERTH_OCI_SIZE_INVALID,
+                      "token request form too large");
+        return;
+    }
+    if (req->body_len + n > req->body_cap) {
+        if (!(p = realloc(req->body, BERTH_TOKEN_FORM_MAX))) {
+            respond_oci(req, BERTH_OCI_INTERNAL, "out of memory");
+            return;
+        }
+        req->body = p;
+        req->body_cap = BERTH_TOKEN_FORM_MAX;
+    }
+    memcpy(req->body + req->body_len, data, n);
+    req->body_len += n;
+}
+
 static void body_chunk(struct request *req, const char *data, size_t n)
 {
     int err;
@@ -456,10 +483,170 @@ static void body_chunk(struct request *req, const char *data, size_t n)
     case BODY_MANIFEST:
         manifest_body(req, data, n);
         break;
+    case BODY_FORM:
+        form_body(req, data, n);
+        break;
     case BODY_NONE:
         break;
     }
 }
+
+/* The client's IP address as text, "-" when unknown. */
+static void client_addr(struct request *req, char *addr, size_t size)
+{
+    const union MHD_ConnectionInfo *ci;
+
+    snprintf(addr, size, "-");
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+                      (socklen_t)size);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                      addr, (socklen_t)size);
+    }
+}
+
+/* ---- authentication ---- */
+
+/* router.h's `enum access` and authn.h's `enum berth_access` list the same
+ * needs in the same order, so a route's column converts by value. */
+_Static_assert((int)NONE == (int)BERTH_ACCESS_NONE && (int)PULL == (int)BERTH_ACCESS_PULL &&
+                   (int)PUSH == (int)BERTH_ACCESS_PUSH && (int)DEL == (int)BERTH_ACCESS_DELETE &&
+                   (int)LIST == (int)BERTH_ACCESS_CATALOG,
+               "router.h enum access and authn.h enum berth_access differ");
+
+/* After routing, before the route's begin step: uploads and manifests are
+ * refused before any of their body is read. Answers 401 (with the challenge),
+ * 403 or 429 itself; otherwise records the user and whether a mount may read
+ * its `from`. Without an `auth` config nothing happens, as before. */
+static void authorize(struct request *req)
+{
+    struct berth_authn *a = req->srv->authn;
+    struct berth_authn_req ar = { 0 };
+    struct berth_authn_result res;
+    char addr[INET6_ADDRSTRLEN], num[16];
+
+    if (!a || !berth_authn_enabled(a))
+        return;
+    client_addr(req, addr, sizeof(addr));
+    ar.access = (enum berth_access)req->route->access;
+    ar.repo = req->name[0] ? req->name : NULL;
+    ar.from = req->route->handler == h_upload_mount ? req_arg(req, "from") : NULL;
+    ar.authorization = req_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+    ar.addr = addr;
+    ar.host = req_header(req, MHD_HTTP_HEADER_HOST);
+    ar.tls = req->srv->tls != NULL; /* the default token realm's scheme */
+    if (berth_authn_check(a, &ar, &res) < 0) {
+        respond_oci(req, BERTH_OCI_INTERNAL, "authorization failed");
+        return;
+    }
+    memcpy(req->user, res.user, sizeof(req->user));
+    req->mount_denied = !res.mount_from_allowed;
+    switch (res.status) {
+    case BERTH_AUTHN_ALLOW:
+        return;
+    case BERTH_AUTHN_CHALLENGE:
+        respond_error(req, MHD_HTTP_UNAUTHORIZED, res.code, res.message);
+        add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res.www_authenticate);
+        return;
+    case BERTH_AUTHN_THROTTLE:
+        respond_error(req, MHD_HTTP_TOO_MANY_REQUESTS, res.code, res.message);
+        snprintf(num, sizeof(num), "%u", res.retry_after);
+        add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, num);
+        return;
+    default:
+        respond_error(req, (unsigned)res.status, res.code, res.message);
+        return;
+    }
+}
+
+struct token_args {
+    struct berth_token_params *p;
+    int err;
+};
+
+/* MHD yields a repeated `scope` argument once per value, as the token spec
+ * sends them. */
+static enum MHD_Result token_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct token_args *t = cls;
+
+    (void)kind;
+    if ((t->err = berth_token_params_add(t->p, key, value ? value : "")) < 0)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+#define TOKEN_BAD_REQUEST \
+    "{\"error\":\"invalid_request\",\"error_description\":\"malformed token request\"}"
+
+/* The built-in token server (docs/auth.md): GET with query arguments and
+ * Basic credentials, or the OAuth2 form POST containerd uses. Neither the
+ * Authorization header nor the form ever reaches a log line. */
+static void h_token(struct request *req)
+{
+    struct berth_token_params p;
+    struct berth_token_response r;
+    struct token_args t;
+    const char *ct;
+    char addr[INET6_ADDRSTRLEN], num[16];
+    int post = req->method == M_POST;
+
+    berth_token_params_init(&p);
+    t.p = &p;
+    t.err = 0;
+    if (post) {
+        ct = req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33) ||
+            (ct[33] && ct[33] != ';' && ct[33] != ' '))
+            t.err = BERTH_EINVALID;
+        else
+            t.err = berth_token_params_parse_form(&p, (const char *)req->body, req->body_len);
+    } else {
+        MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, token_arg, &t);
+    }
+    if (t.err < 0) {
+        berth_token_params_dispose(&p);
+        respond_static(req, MHD_HTTP_BAD_REQUEST, TOKEN_BAD_REQUEST,
+                       sizeof(TOKEN_BAD_REQUEST) - 1, "application/json");
+        return;
+    }
+    client_addr(req, addr, sizeof(addr));
+    if (berth_authn_token(req->srv->authn, &r, &p, post,
+                          req_header(req, MHD_HTTP_HEADER_AUTHORIZATION), addr) < 0) {
+        berth_token_params_dispose(&p);
+        respond_oci(req, BERTH_OCI_INTERNAL, "token server failed");
+        return;
+    }
+    berth_token_params_dispose(&p);
+    respond_take(req, (unsigned)r.status, r.body, r.len, "application/json");
+    r.body = NULL; /* the response owns it now */
+    /* RFC 6749 5.1: token responses must not be cached. */
+    add_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (r.www_authenticate[0])
+        add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, r.www_authenticate);
+    if (r.status == MHD_HTTP_TOO_MANY_REQUESTS) {
+        snprintf(num, sizeof(num), "%u", r.retry_after ? r.retry_after : 1);
+        add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, num);
+    }
+    memcpy(req->user, r.user, sizeof(req->user));
+    berth_token_response_dispose(&r);
+}
+
+/* /token is no registry API path: a row of its own outside router.c's table,
+ * so the rest of the request lifecycle treats it like any route. */
+static void token_open(struct request *req)
+{
+    if (req->method == M_POST)
+        req->body_mode = BODY_FORM;
+}
+
+static const struct route token_route = { "token", M_GET | M_POST, R_BASE, NULL, token_open,
+                                          h_token, NONE };
 
 static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                     size_t key_size, const char *value, size_t value_size)
@@ -491,17 +678,48 @@ static int check_limits(struct request *req, const char *url)
     return 0;
 }
 
+/* mTLS (http.tls.clientcas): 401 for a client whose certificate is missing
+ * or does not verify; checked on every request, before anything else. */
+static int tls_refused(struct request *req)
+{
+    const char *why;
+
+    if (berth_tls_client_ok(req->srv->tls, req->conn, &why))
+        return 0;
+    respond_error(req, MHD_HTTP_UNAUTHORIZED, BERTH_OCI_UNAUTHORIZED, why);
+    return 1;
+}
+
 /* First call: headers only. Route, validate, let the route's begin step
  * open what the body needs; answer at once when that already failed. */
 static int request_begin(struct request *req, const char *url)
 {
     int64_t cl;
 
+    if (req->srv->tls && tls_refused(req))
+        return answer_now(req);
     if (check_limits(req, url) < 0)
         return answer_now(req);
-    router_dispatch(req, url);
+    if (req->srv->authn && berth_authn_has_token_server(req->srv->authn) &&
+        !strcmp(url, "/token")) {
+        if (req->method & token_route.methods)
+            req->route = &token_route;
+        else
+            respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
+                          "method not allowed");
+    } else {
+        router_dispatch(req, url);
+        if (!req->resp)
+            authorize(req);
+    }
     if (!req->resp && req->route->begin)
         req->route->begin(req);
+    if (!req->resp && req->body_mode == BODY_FORM) {
+        cl = content_length(req);
+        if (cl > BERTH_TOKEN_FORM_MAX)
+            respond_error(req, MHD_HTTP_CONTENT_TOO_LARGE, BERTH_OCI_SIZE_INVALID,
+                          "token request form too large");
+    }
     if (!req->resp && req->body_mode == BODY_MANIFEST) {
         cl = content_length(req);
         if (cl > 0 && (uint64_t)cl > req->srv->manifest_max)
@@ -587,27 +805,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void access_log(struct request *req, enum MHD_RequestTerminationCode toe)
 {
-    const union MHD_ConnectionInfo *ci;
-    char addr[INET6_ADDRSTRLEN] = "-";
+    char addr[INET6_ADDRSTRLEN];
     struct timespec t1;
     long long ms;
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     ms = (long long)(t1.tv_sec - req->t0.tv_sec) * 1000 +
          (t1.tv_nsec - req->t0.tv_nsec) / 1000000;
-    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
-        if (sa->sa_family == AF_INET)
-            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
-                      sizeof(addr));
-        else if (sa->sa_family == AF_INET6)
-            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                      addr, sizeof(addr));
-    }
-    berth_log_info("%s %s %u %llu %lldms %s -%s", req->method_str, req->path,
+    client_addr(req, addr, sizeof(addr));
+    /* The user is the authenticated name ("-" anonymous); never a secret. */
+    berth_log_info("%s %s %u %llu %lldms %s %s%s", req->method_str, req->path,
                    req->queued ? req->status : 0,
                    (unsigned long long)(req->method == M_HEAD ? 0 : req->resp_bytes), ms, addr,
+                   req->user[0] ? req->user : "-",
                    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted");
 }
 
@@ -728,6 +938,26 @@ static unsigned connection_limit(void)
     return n > 256 ? (unsigned)((n - 128) / 2) : 64;
 }
 
+/* HTTPS: the certificate comes from tls.c's callback (swappable on SIGHUP)
+ * rather than MHD_OPTION_HTTPS_MEM_CERT/KEY, which MHD reads only at start. */
+static int tls_options(struct berth_server *srv, const struct berth_server_config *cfg,
+                       struct MHD_OptionItem *opts)
+{
+    int error;
+
+    if ((error = berth_tls_new(&srv->tls, cfg->tls_certificate, cfg->tls_key,
+                               cfg->tls_clientcas, cfg->ntls_clientcas, cfg->tls_minimum)) < 0)
+        return error;
+    opts[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                       (void *)berth_tls_priorities(srv->tls) };
+    opts[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                       berth_tls_cert_callback() };
+    if (berth_tls_trust(srv->tls))
+        opts[2] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                           (void *)berth_tls_trust(srv->tls) };
+    return 0;
+}
+
 int berth_server_start(struct berth_server **out, const struct berth_server_config *cfg,
                        struct berth_store *st)
 {
@@ -740,6 +970,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
                      MHD_USE_ITC;
     unsigned conn_limit = connection_limit();
     unsigned threads = cfg->threads;
+    struct MHD_OptionItem tls_opts[4] = { { MHD_OPTION_END, 0, NULL } };
     int v6 = 0, error;
 
     *out = NULL;
@@ -748,10 +979,15 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
     srv->st = st;
     srv->delete_enabled = cfg->delete_enabled;
     srv->access_log = cfg->access_log;
+    srv->authn = cfg->authn;
     srv->manifest_max = cfg->manifest_max ? cfg->manifest_max : BERTH_MANIFEST_MAX_DEFAULT;
     if ((error = parse_addr(srv, cfg->addr, &v6)) < 0)
         goto done;
     srv->tags_cache = tags_cache_new(); /* NULL only disables the cache */
+    if (cfg->tls_certificate && (error = tls_options(srv, cfg, tls_opts)) < 0)
+        goto done;
+    if (srv->tls)
+        flags |= MHD_USE_TLS;
     if (v6)
         flags |= MHD_USE_DUAL_STACK;
     if (!threads) {
@@ -770,6 +1006,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_SEC,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_ARRAY, tls_opts,
         MHD_OPTION_END);
     if (!srv->daemon) {
         error = berth_error_set(BERTH_ERROR, "%s",
@@ -780,8 +1017,10 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
     srv = NULL;
     error = 0;
 done:
-    if (srv)
+    if (srv) {
         tags_cache_free(srv->tags_cache);
+        berth_tls_free(srv->tls);
+    }
     free(srv);
     return error;
 }
@@ -815,5 +1054,19 @@ void berth_server_stop(struct berth_server *srv, unsigned grace_ms)
     }
     MHD_stop_daemon(srv->daemon);
     tags_cache_free(srv->tags_cache);
+    berth_tls_free(srv->tls);
     free(srv);
+}
+
+int berth_server_reload_tls(struct berth_server *srv)
+{
+    if (!srv || !srv->tls)
+        return 0;
+    if (berth_tls_reload(srv->tls) < 0) {
+        berth_log_error("TLS reload failed, keeping the current certificate: %s",
+                        berth_error_msg());
+        return -1;
+    }
+    berth_log_info("TLS certificate and key reloaded; new connections use them");
+    return 1;
 }

@@ -17,6 +17,7 @@
 #include "core/digest.h"
 #include "core/name.h"
 #include "core/oci.h"
+#include "htpasswd.h"
 #include "server.h"
 #include "store/store.h"
 
@@ -34,6 +35,8 @@ struct berth_server {
     long inflight; /* requests between their first call and completion (atomic) */
     struct sockaddr_storage sa;
     struct tags_cache *tags_cache; /* h_tags.c: serialized full tag lists */
+    struct berth_authn *authn;     /* borrowed from the config; NULL: no authentication */
+    struct berth_tls *tls;         /* tls.c: HTTPS state; NULL: plain HTTP */
 };
 
 /* HTTP methods as bits, so a route row can list several. */
@@ -52,7 +55,8 @@ enum {
 enum body_mode {
     BODY_NONE,     /* discarded */
     BODY_MANIFEST, /* buffered in req->body, capped at the manifest limit (413 beyond) */
-    BODY_UPLOAD    /* streamed into req->upload, opened by the route's begin step */
+    BODY_UPLOAD,   /* streamed into req->upload, opened by the route's begin step */
+    BODY_FORM      /* /token's POST form: buffered in req->body, capped at 64 KiB */
 };
 
 /* Longest path reference: a sha512 digest string (tags are <= 128, upload
@@ -90,6 +94,12 @@ struct request {
     uint64_t resp_bytes;
     int queued;
     int failed; /* out of memory building a response: close the connection */
+
+    /* Authentication (http.c's authorize): the caller for the access log and
+     * the catalog filter ("" anonymous), and whether an end-11 mount may read
+     * `from` (else it is answered as a plain upload start). */
+    char user[BERTH_HTPASSWD_USER_MAX + 1];
+    int mount_denied;
 
     /* Access log (filled only when it is enabled). */
     struct timespec t0;
