@@ -177,5 +177,9 @@ def test_links_resolve(page):
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
         if re.match(r"^[a-z]+:", target):
             continue
+        resolved = os.path.normpath(os.path.join(base, target))
+        # a link must stay inside the repository: readers of a clone have nothing else
+        assert os.path.commonpath([resolved, ROOT]) == ROOT, \
+            "%s links outside the repository: %s" % (page, target)
         assert os.path.exists(os.path.normpath(os.path.join(base, target))), \
             "%s links to missing %s" % (page, target)
