@@ -4,9 +4,12 @@
 # read-only) with its dictionary (fuzz/dict/<t>.dict). New inputs are kept across
 # runs in build-fuzz/corpus/<target>/ (not in git: copy a telling one into the seed
 # dir by hand). A crash exits non-zero naming the artifact; turn it into a unit test.
+# Usage: scripts/fuzz.sh [SECONDS [TARGET...]]   e.g. scripts/fuzz.sh 30 jwt scope
 set -eu
 
 secs=${1:-60}
+[ $# -gt 0 ] && shift
+only="$*"
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/build-fuzz"
 cd "$root"
@@ -21,7 +24,7 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fno-omit-frame-pointer -fno-sanitize-recover=all"
-PKGS="libmicrohttpd jansson sqlite3 yaml-0.1 libcrypto libcurl libarchive"
+PKGS="libmicrohttpd gnutls jansson sqlite3 yaml-0.1 libcrypto libcurl libarchive"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS 2>/dev/null || true)
 LIBS="$(pkg-config --libs $PKGS 2>/dev/null || true) -lcrypt -lpthread"
 mkdir -p "$out/artifacts" "$out/obj"
@@ -42,6 +45,9 @@ status=0
 for src in fuzz/fuzz_*.c; do
     target=$(basename "$src" .c)
     t=${target#fuzz_}
+    if [ -n "$only" ] && ! echo " $only " | grep -q " $t "; then
+        continue
+    fi
     echo "fuzz: building $target"
     if ! clang $CFLAGS $PKG_CFLAGS -fsanitize=fuzzer,address,undefined -o "$out/$target" \
         "$src" "$out/lib.a" $LIBS; then
