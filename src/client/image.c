@@ -2,8 +2,9 @@
  * The copy engine (see image.h): locations, opening the source and
  * destination adapters, and berth_image_copy — walk the top manifest
  * (index → children → config + layers), move every blob the destination
- * lacks through a small pthread pool (HEAD, then mount within one registry,
- * else bytes), then store the manifests verbatim, children before parents.
+ * lacks through a small pthread pool (HEAD, then mount within one registry
+ * from the source repository or one the blob cache names, else bytes), then
+ * store the manifests verbatim, children before parents.
  * Invariant: a manifest is stored only after every blob and child it names
  * is at the destination, so a failed copy never leaves a dangling manifest.
  */
@@ -19,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "client/blobcache.h"
 #include "client/image_int.h"
 #include "client/progress.h"
 #include "core/error.h"
@@ -378,6 +380,7 @@ struct engine {
     struct berth_image_dst *dst;
     const struct berth_copy_opts *opts;
     struct berth_progress *progress;
+    struct berth_blobcache *cache; /* NULL: no registry endpoint, or disabled */
     struct blob_job *jobs;
     size_t njobs, jobs_cap;
     struct mf *mfs;
@@ -569,6 +572,41 @@ static void job_progress(void *ctx, uint64_t done)
     berth_progress_update(c->e->progress, c->j->pid, done);
 }
 
+/* Mount from the repositories the blob cache names on the destination's
+ * registry, most recent first: 1 mounted, 0 not. A mount that fails for any
+ * reason (the blob left that repository, no access) only means the bytes
+ * are copied, so errors are swallowed. */
+static int mount_from_cache(struct engine *e, const struct berth_digest *dg)
+{
+    struct berth_image_dst *dst = e->dst;
+    char repos[BERTH_BLOBCACHE_REPOS][BERTH_BLOBCACHE_NAME];
+    size_t n;
+
+    if (!e->cache || !dst->ops->mount_blob || !dst->registry[0])
+        return 0;
+    n = berth_blobcache_lookup(e->cache, dst->registry, dg->str, repos, BERTH_BLOBCACHE_REPOS);
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(repos[i], dst->repo))
+            continue;
+        if (!strcmp(e->src->registry, dst->registry) && !strcmp(repos[i], e->src->repo))
+            continue; /* tried already */
+        if (dst->ops->mount_blob(dst, repos[i], dg) == 1)
+            return 1;
+    }
+    return 0;
+}
+
+/* Remember where the blob now is (and where it came from). Best effort. */
+static void remember(struct engine *e, const struct blob_job *j)
+{
+    if (!e->cache)
+        return;
+    if (e->src->registry[0])
+        berth_blobcache_add(e->cache, e->src->registry, j->digest.str, e->src->repo);
+    if (e->dst->registry[0])
+        berth_blobcache_add(e->cache, e->dst->registry, j->digest.str, e->dst->repo);
+}
+
 static int run_job(struct engine *e, struct blob_job *j)
 {
     struct berth_image_src *src = e->src;
@@ -590,6 +628,10 @@ static int run_job(struct engine *e, struct blob_job *j)
             j->action = "mounted";
             return 0;
         }
+    }
+    if (mount_from_cache(e, &j->digest) == 1) {
+        j->action = "mounted";
+        return 0;
     }
     if ((error = src->ops->open_blob(src, &j->digest, j->size, &fd, &size, job_progress, &ctx)) <
         0)
@@ -633,6 +675,7 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&e->lock);
             continue;
         }
+        remember(e, j);
         berth_progress_blob_done(e->progress, j->pid, j->action, j->moved);
     }
     return NULL;
@@ -714,6 +757,11 @@ int berth_image_copy(struct berth_copy_result *out, struct berth_image_src *src,
     e.opts = opts;
     pthread_mutex_init(&e.lock, NULL);
     e.progress = berth_progress_new(opts->quiet, opts->json);
+    /* The cache is a hint: without one (no HOME, out of memory) copies work
+     * as before. */
+    if ((src->registry[0] || dst->registry[0]) && berth_blobcache_enabled() &&
+        berth_blobcache_open(&e.cache, NULL) < 0)
+        e.cache = NULL;
 
     if ((error = src->ops->get_manifest(src, NULL, &top)) < 0)
         goto done;
@@ -749,7 +797,12 @@ int berth_image_copy(struct berth_copy_result *out, struct berth_image_src *src,
         out->bytes_moved += e.jobs[i].moved;
     }
     berth_progress_finish(e.progress, out->digest.str);
+    /* Best effort, and only on success so a failure keeps its own message;
+     * a lost hint costs one upload. */
+    if (e.cache)
+        berth_blobcache_save(e.cache);
 done:
+    berth_blobcache_free(e.cache);
     berth_blob_buf_dispose(&top);
     berth_blob_buf_dispose(&child);
     for (size_t i = 0; i < e.nmfs; i++)

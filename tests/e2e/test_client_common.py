@@ -28,6 +28,7 @@ _home = tempfile.mkdtemp(prefix="berth-client-home-")
 CLIENT_ENV = {
     "HOME": _home,
     "XDG_CONFIG_HOME": os.path.join(_home, ".config"),
+    "XDG_CACHE_HOME": os.path.join(_home, ".cache"),  # the client's blob→repository cache
     "DOCKER_CONFIG": os.path.join(_home, ".docker"),
     "BERTH_CONFIG": os.path.join(_home, "berth-config.yml"),  # absent: no insecure list
     "REGISTRY_AUTH_FILE": os.path.join(_home, "auth.json"),
