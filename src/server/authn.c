@@ -27,6 +27,9 @@
 #define THROTTLE_SLOTS 256
 #define THROTTLE_WINDOW 60
 #define AUTH_HEADER_MAX 8192
+/* A wrong password is answered 250 ms later per earlier failure, at most 2 s. */
+#define AUTH_DELAY_STEP_MS 250u
+#define AUTH_DELAY_MAX_MS 2000u
 
 enum mode { MODE_NONE, MODE_BASIC, MODE_BUILTIN, MODE_EXTERNAL };
 
@@ -258,14 +261,17 @@ static unsigned throttle_locked(struct berth_authn *a, const char *addr)
     return left;
 }
 
-static void throttle_record(struct berth_authn *a, const char *addr, int failed)
+/* Count a success (resets) or a failure; returns the failures the address
+ * had in the window before this one. */
+static unsigned throttle_record(struct berth_authn *a, const char *addr, int failed)
 {
     char key[INET6_ADDRSTRLEN];
     time_t now = mono_now();
     struct slot *s;
+    unsigned before = 0;
 
     if (!a->max_failures)
-        return;
+        return 0;
     throttle_key(key, addr);
     pthread_mutex_lock(&a->lock);
     s = find_slot(a, key, failed, now);
@@ -277,6 +283,7 @@ static void throttle_record(struct berth_authn *a, const char *addr, int failed)
             s->window_start = now;
             s->failures = 0;
         }
+        before = s->failures;
         if (++s->failures >= a->max_failures) {
             s->locked_until = now + (a->lockout > 0 ? a->lockout : 1);
             s->failures = 0;
@@ -284,6 +291,7 @@ static void throttle_record(struct berth_authn *a, const char *addr, int failed)
         }
     }
     pthread_mutex_unlock(&a->lock);
+    return before;
 }
 
 /* ---- credentials ---- */
@@ -457,7 +465,7 @@ int berth_authn_check(struct berth_authn *a, const struct berth_authn_req *req,
     size_t passlen = 0;
     unsigned need = needed_actions(req->access), acts = 0, from_acts = 0;
     int authed = 0, have_claims = 0;
-    unsigned left;
+    unsigned left, before;
 
     memset(out, 0, sizeof(*out));
     if (a->mode == MODE_NONE) {
@@ -477,9 +485,12 @@ int berth_authn_check(struct berth_authn *a, const struct berth_authn_req *req,
             berth_htpasswd_verify(a->users, out->user, pass, passlen) < 0) {
             OPENSSL_cleanse(pass, sizeof(pass));
             out->user[0] = '\0';
-            throttle_record(a, req->addr, 1);
+            before = throttle_record(a, req->addr, 1);
             challenge(a, req, out, NULL);
             snprintf(out->message, sizeof(out->message), "invalid username or password");
+            out->delay_ms = before >= AUTH_DELAY_MAX_MS / AUTH_DELAY_STEP_MS
+                                ? AUTH_DELAY_MAX_MS
+                                : before * AUTH_DELAY_STEP_MS;
             return 0;
         }
         OPENSSL_cleanse(pass, sizeof(pass));

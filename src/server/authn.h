@@ -46,6 +46,9 @@ struct berth_authn_result {
     char message[256];              /* for the error body; never holds a secret */
     char www_authenticate[2048];    /* with 401: the WWW-Authenticate value to send */
     unsigned retry_after;           /* with 429: seconds for Retry-After */
+    unsigned delay_ms;              /* with 401 for wrong Basic credentials: hold the answer
+                                       this long (250 ms per earlier failure from the address
+                                       in the window, at most 2 s); 0 otherwise */
     char user[BERTH_HTPASSWD_USER_MAX + 1]; /* for the access log; "" anonymous */
     int mount_from_allowed;         /* end-11: the caller may pull `from`; when 0, answer the
                                        mount with a plain upload session (202) */
@@ -88,6 +91,9 @@ int berth_authn_has_token_server(const struct berth_authn *a);
  *    insufficient_scope challenge instead, so the client fetches a new one).
  *  - 429 when the address is locked out after repeated password failures
  *    (only requests carrying Basic credentials are refused).
+ *  - A 401 for a wrong password carries delay_ms > 0 when the address
+ *    already failed in the window: the HTTP layer holds the answer that long
+ *    (without blocking a worker), slowing password guessing before lockout.
  */
 int berth_authn_check(struct berth_authn *a, const struct berth_authn_req *req,
                       struct berth_authn_result *out);

@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,6 +510,159 @@ static void client_addr(struct request *req, char *addr, size_t size)
     }
 }
 
+/* ---- holding back answers (slowed failed logins) ----
+ *
+ * A 401 for a wrong password may be answered only after a delay. Rather than
+ * sleeping in a worker, the connection is suspended (MHD_suspend_connection)
+ * and one timer thread resumes it at its deadline; MHD then calls on_request
+ * again, which queues the response already built. */
+
+struct delay_entry {
+    struct timespec due; /* CLOCK_MONOTONIC */
+    struct MHD_Connection *conn;
+};
+
+struct delays {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* on CLOCK_MONOTONIC; signalled on a new entry and on stop */
+    pthread_t thread;
+    int stopping, joined;
+    struct delay_entry *v; /* unordered; a handful at most */
+    size_t n, cap;
+};
+
+static int ts_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Resumes due connections (all of them once stopping) outside the lock. */
+static void *delays_run(void *arg)
+{
+    struct delays *d = arg;
+    struct MHD_Connection *due[32];
+    struct timespec now, next;
+    size_t k, i;
+
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        k = 0;
+        for (i = 0; i < d->n && k < sizeof(due) / sizeof(due[0]);) {
+            if (d->stopping || !ts_before(&now, &d->v[i].due)) {
+                due[k++] = d->v[i].conn;
+                d->v[i] = d->v[--d->n];
+            } else {
+                i++;
+            }
+        }
+        if (k) {
+            pthread_mutex_unlock(&d->lock);
+            for (i = 0; i < k; i++)
+                MHD_resume_connection(due[i]);
+            pthread_mutex_lock(&d->lock);
+            continue;
+        }
+        if (d->stopping)
+            break;
+        if (!d->n) {
+            pthread_cond_wait(&d->cond, &d->lock);
+            continue;
+        }
+        next = d->v[0].due;
+        for (i = 1; i < d->n; i++)
+            if (ts_before(&d->v[i].due, &next))
+                next = d->v[i].due;
+        pthread_cond_timedwait(&d->cond, &d->lock, &next);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+static struct delays *delays_new(void)
+{
+    struct delays *d = calloc(1, sizeof(*d));
+    pthread_condattr_t ca;
+
+    if (!d)
+        return NULL;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&d->thread, NULL, delays_run, d) != 0) {
+        pthread_cond_destroy(&d->cond);
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* Suspend `conn` and have it resumed in `ms`. Called from the access handler;
+ * 0 when suspended, -1 when it was not (stopping, no memory): answer now.
+ * Suspending under our lock means the timer never resumes a connection that
+ * is not suspended yet (it calls MHD only outside the lock). */
+static int delays_hold(struct delays *d, struct MHD_Connection *conn, unsigned ms)
+{
+    struct delay_entry *e;
+    struct timespec due;
+    int rc = -1;
+
+    if (!d)
+        return -1;
+    clock_gettime(CLOCK_MONOTONIC, &due);
+    due.tv_sec += ms / 1000;
+    due.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (due.tv_nsec >= 1000000000L) {
+        due.tv_sec++;
+        due.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->lock);
+    if (!d->stopping && d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        if ((e = realloc(d->v, cap * sizeof(*e))) != NULL) {
+            d->v = e;
+            d->cap = cap;
+        }
+    }
+    if (!d->stopping && d->n < d->cap) {
+        MHD_suspend_connection(conn);
+        d->v[d->n++] = (struct delay_entry){ due, conn };
+        pthread_cond_signal(&d->cond);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+/* Resume everything still held and end the timer; later holds are refused.
+ * Before MHD_stop_daemon, which refuses to stop with suspended connections. */
+static void delays_stop(struct delays *d)
+{
+    if (!d || d->joined)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->stopping = 1;
+    pthread_cond_signal(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->thread, NULL);
+    d->joined = 1;
+}
+
+/* After MHD_stop_daemon: no worker can touch it any more. */
+static void delays_free(struct delays *d)
+{
+    if (!d)
+        return;
+    delays_stop(d);
+    free(d->v);
+    pthread_cond_destroy(&d->cond);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
 /* ---- authentication ---- */
 
 /* router.h's `enum access` and authn.h's `enum berth_access` list the same
@@ -551,6 +705,9 @@ static void authorize(struct request *req)
     case BERTH_AUTHN_CHALLENGE:
         respond_error(req, MHD_HTTP_UNAUTHORIZED, res.code, res.message);
         add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, res.www_authenticate);
+        /* held back at the final call (on_request), never while a body is
+         * still to come: an answer given at once (answer_now) is not held */
+        req->delay_ms = res.delay_ms;
         return;
     case BERTH_AUTHN_THROTTLE:
         respond_error(req, MHD_HTTP_TOO_MANY_REQUESTS, res.code, res.message);
@@ -798,6 +955,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->queued)
         return MHD_YES;
+    /* Final call, any body already read (or dropped): a wrong password's
+     * 401 waits suspended; MHD calls again once the timer resumed us. */
+    if (req->resp && req->delay_ms && !req->delayed) {
+        req->delayed = 1;
+        if (delays_hold(srv->delays, conn, req->delay_ms) == 0)
+            return MHD_YES;
+    }
     if (!req->resp)
         req->route->handler(req);
     return queue(req);
@@ -967,7 +1131,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
      * drops mid-PATCH held its upload session until the 300 s timeout
      * (tests/e2e/test_faults.py). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
-                     MHD_USE_ITC;
+                     MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     unsigned conn_limit = connection_limit();
     unsigned threads = cfg->threads;
     struct MHD_OptionItem tls_opts[4] = { { MHD_OPTION_END, 0, NULL } };
@@ -984,6 +1148,9 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
     if ((error = parse_addr(srv, cfg->addr, &v6)) < 0)
         goto done;
     srv->tags_cache = tags_cache_new(); /* NULL only disables the cache */
+    /* NULL (no thread) only answers wrong passwords without delay */
+    if (srv->authn && berth_authn_enabled(srv->authn))
+        srv->delays = delays_new();
     if (cfg->tls_certificate && (error = tls_options(srv, cfg, tls_opts)) < 0)
         goto done;
     if (srv->tls)
@@ -1018,6 +1185,7 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
     error = 0;
 done:
     if (srv) {
+        delays_free(srv->delays);
         tags_cache_free(srv->tags_cache);
         berth_tls_free(srv->tls);
     }
@@ -1048,11 +1216,13 @@ void berth_server_stop(struct berth_server *srv, unsigned grace_ms)
     lsock = MHD_quiesce_daemon(srv->daemon);
     if (lsock != MHD_INVALID_SOCKET)
         close(lsock);
+    delays_stop(srv->delays); /* held answers go out now, within the grace */
     while (waited < grace_ms && __atomic_load_n(&srv->inflight, __ATOMIC_RELAXED) > 0) {
         nanosleep(&ts, NULL);
         waited += 10;
     }
     MHD_stop_daemon(srv->daemon);
+    delays_free(srv->delays);
     tags_cache_free(srv->tags_cache);
     berth_tls_free(srv->tls);
     free(srv);

@@ -25,6 +25,7 @@ struct MHD_Connection;
 struct MHD_Daemon;
 struct MHD_Response;
 struct route;
+struct delays;
 
 struct berth_server {
     struct MHD_Daemon *daemon;
@@ -37,6 +38,7 @@ struct berth_server {
     struct tags_cache *tags_cache; /* h_tags.c: serialized full tag lists */
     struct berth_authn *authn;     /* borrowed from the config; NULL: no authentication */
     struct berth_tls *tls;         /* tls.c: HTTPS state; NULL: plain HTTP */
+    struct delays *delays;         /* http.c: timer resuming held-back answers; NULL: none */
 };
 
 /* HTTP methods as bits, so a route row can list several. */
@@ -100,6 +102,10 @@ struct request {
      * `from` (else it is answered as a plain upload start). */
     char user[BERTH_HTPASSWD_USER_MAX + 1];
     int mount_denied;
+    /* A 401 for a wrong password is held back this long (the connection is
+     * suspended, no worker waits); `delayed` once that happened. */
+    unsigned delay_ms;
+    int delayed;
 
     /* Access log (filled only when it is enabled). */
     struct timespec t0;

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -149,6 +150,41 @@ def test_basic_throttling(server_factory, tmp_path):
     # locked out: even the right password waits; anonymous public pulls do not
     assert AuthClient(srv, basic("alice")).get("/v2/").status == 429
     assert AuthClient(srv).get("/v2/x/public/tags/list").status == 404
+
+
+def test_basic_failed_logins_slowed(server_factory, tmp_path):
+    # each wrong password from an address waits 250 ms per earlier failure
+    # (at most 2 s) before its 401, with the connection suspended: a worker
+    # is not held, so others are answered at once meanwhile
+    srv = make_server(server_factory, tmp_path, extra="  throttle:\n    failures: 10\n")
+    bad = AuthClient(srv, basic("alice", "nope"))
+    good = AuthClient(srv, basic("alice"))
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        r = bad.get("/v2/")
+        times.append(time.monotonic() - t0)
+        regclient.assert_error(r, 401, "UNAUTHORIZED")
+        assert r.header("WWW-Authenticate"), r
+    assert times[0] < 0.2 and times[2] >= 0.45, times
+    result = {}
+
+    def fourth():
+        t0 = time.monotonic()
+        result["r"] = bad.get("/v2/")
+        result["t"] = time.monotonic() - t0
+
+    t = threading.Thread(target=fourth)
+    t.start()
+    time.sleep(0.15)  # the 4th is held now (750 ms)
+    for _ in range(4):  # more than the worker threads a small machine has
+        t0 = time.monotonic()
+        assert good.get("/v2/").status == 200
+        assert time.monotonic() - t0 < 0.3
+    assert t.is_alive(), "the held 401 came back too early"
+    t.join(10)
+    regclient.assert_error(result["r"], 401, "UNAUTHORIZED")
+    assert result["t"] >= 0.6, result["t"]
 
 
 # --------------------------------------------------------------------------
