@@ -245,6 +245,33 @@ static int same_registry(const char *entry, const char *name)
     return n == strlen(name) && strncasecmp(entry, name, n) == 0;
 }
 
+/* The CA of a registry with a private certificate, found the way docker and
+ * podman find it: <dir>/<registry>/ca.crt in berth's own certs.d
+ * ($XDG_CONFIG_HOME/berth/certs.d, else ~/.config/berth/certs.d), then
+ * /etc/containers/certs.d and /etc/docker/certs.d. `name` passed the
+ * registry-name character check (no '/'), so it cannot leave the directory.
+ * A found file replaces the default CA bundle for this registry only. */
+static char *certs_d_ca(const char *name)
+{
+    char dirs[3][4096];
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    size_t n = 0;
+
+    if (xdg && *xdg)
+        snprintf(dirs[n++], sizeof(dirs[0]), "%s/berth/certs.d", xdg);
+    else if (home && *home)
+        snprintf(dirs[n++], sizeof(dirs[0]), "%s/.config/berth/certs.d", home);
+    snprintf(dirs[n++], sizeof(dirs[0]), "/etc/containers/certs.d");
+    snprintf(dirs[n++], sizeof(dirs[0]), "/etc/docker/certs.d");
+    for (size_t i = 0; i < n; i++) {
+        char path[sizeof(dirs) + 300];
+        snprintf(path, sizeof(path), "%s/%s/ca.crt", dirs[i], name);
+        if (access(path, R_OK) == 0)
+            return strdup(path);
+    }
+    return NULL;
+}
+
 static int config_insecure(const char *name, const char *host, int *out)
 {
     char path[4096];
@@ -334,6 +361,8 @@ int berth_registry_new(struct berth_registry **out, const char *registry,
         error = berth_error_set(BERTH_ERROR, "out of memory");
         goto done;
     }
+    if (!r->ca_file)
+        r->ca_file = certs_d_ca(r->name);
     if (opts && opts->username) {
         snprintf(r->creds.username, sizeof(r->creds.username), "%s", opts->username);
         snprintf(r->creds.password, sizeof(r->creds.password), "%s",
@@ -885,9 +914,11 @@ static int transport_error(const struct berth_registry *r, const struct req *q,
                                q->max_body);
     if (s->cc == CURLE_PEER_FAILED_VERIFICATION)
         return berth_error_set(BERTH_ERROR,
-                               "%s: TLS certificate of '%s' not trusted (%s); add its CA to the "
-                               "system's trust store, or allow it with --insecure",
-                               q->what, r->host, why);
+                               "%s: TLS certificate of '%s' not trusted (%s); put its CA in "
+                               "~/.config/berth/certs.d/%s/ca.crt (or docker's or podman's "
+                               "certs.d), add it to the system's trust store, or allow it "
+                               "with --insecure",
+                               q->what, r->host, why, r->name);
     if (is_handshake_failure(s->cc) && !r->local && !r->insecure) {
         config_path(cfg, sizeof(cfg));
         return berth_error_set(BERTH_ERROR,
