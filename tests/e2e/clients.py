@@ -36,6 +36,8 @@ import time
 
 import pytest
 
+from conftest import Server
+
 TARGET = os.environ.get("BERTH_E2E_TARGET", "berth")
 
 
@@ -96,12 +98,6 @@ def need(binary, *alternatives):
     pytest.skip("%s is not installed (apt-get install %s)" % (binary, {
         "skopeo": "skopeo", "podman": "podman", "dockerd": "docker.io", "docker": "docker.io",
         "docker-registry": "docker-registry"}.get(os.path.basename(binary), binary)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def unmount_under(path):
@@ -282,72 +278,27 @@ http:
 """
 
 
-class ReferenceRegistry:
-    """docker-registry with conftest.Server's interface (host, url, root, log_path...)."""
+class ReferenceRegistry(Server):
+    """Debian's docker-registry behind conftest.Server's interface (start, stop,
+    restart, host, url, root, read_log). `extra` is YAML appended to the config
+    (auth: ...). Its exit code on SIGTERM is not ours to check."""
 
-    def __init__(self, root):
-        self.root = root
-        self.port = free_port()
-        self.proc = None
+    label = "docker-registry"
+
+    def __init__(self, root, extra=""):
+        super().__init__(root, env={"OTEL_SDK_DISABLED": "true"})
+        self.extra = extra
         self.log_path = os.path.join(root, "..", "reference-%d.log" % self.port)
 
-    @property
-    def host(self):
-        return "127.0.0.1:%d" % self.port
-
-    @property
-    def url(self):
-        return "http://" + self.host
-
-    def start(self):
-        import http.client
+    def command(self):
         binary = need("docker-registry", "/usr/bin/docker-registry")
         cfg = os.path.join(self.root, "..", "reference-%d.yml" % self.port)
         with open(cfg, "w") as f:
-            f.write(REFERENCE_CONFIG % {"root": self.root, "host": self.host})
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([binary, "serve", cfg], stdout=self.log, stderr=self.log,
-                                     env=dict(os.environ, OTEL_SDK_DISABLED="true"))
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("docker-registry exited %d:\n%s" % (self.proc.returncode, self.read_log()))
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/v2/")
-                st = c.getresponse().status
-                c.close()
-                if st == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("docker-registry did not answer:\n" + self.read_log())
-
-    def read_log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+            f.write(REFERENCE_CONFIG % {"root": self.root, "host": self.host} + self.extra)
+        return [binary, "serve", cfg]
 
     def stop(self, check=True):
-        if not self.proc:
-            return 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc = None
-        self.log.close()
-        return rc
-
-    def restart(self):
-        self.stop()
-        self.port = free_port()
-        return self.start()
+        return super().stop(check=False)
 
 
 @pytest.fixture(scope="module")

@@ -59,20 +59,27 @@ class Server:
     def url(self):
         return "http://" + self.host
 
-    def start(self):
+    label = "berth"
+
+    def command(self):
+        """The argv that starts this server (subclasses run other registries)."""
         args = [berth_bin(), "serve", "--addr", self.host, "--root", self.root]
         if self.config:
             cfg = os.path.join(self.root, "..", "config-%d.yml" % self.port)
             with open(cfg, "w") as f:
                 f.write(self.config)
             args += ["--config", cfg]
-        args += self.extra_args
+        return args + self.extra_args
+
+    def start(self):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=self.env)
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=self.log,
+                                     env=self.env)
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("berth exited with %d:\n%s" % (self.proc.returncode, self.read_log()))
+                raise RuntimeError("%s exited with %d:\n%s" % (self.label, self.proc.returncode,
+                                                               self.read_log()))
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 c.request("GET", "/v2/")
@@ -84,7 +91,7 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.02)
-        raise RuntimeError("berth did not answer /v2/ in time:\n" + self.read_log())
+        raise RuntimeError("%s did not answer /v2/ in time:\n%s" % (self.label, self.read_log()))
 
     def read_log(self):
         try:
@@ -107,7 +114,7 @@ class Server:
         self.proc = None
         self.log.close()
         if check and rc != 0:
-            raise AssertionError("berth exited %d:\n%s" % (rc, self.read_log()[-8000:]))
+            raise AssertionError(self.label + " exited %d:\n%s" % (rc, self.read_log()[-8000:]))
         return rc
 
     def kill9(self):

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import imagegen
-from clients import free_port
+from conftest import free_port
 from test_client_common import berth, fails, json_lines, reg, tags_of  # noqa: F401
 
 DIGEST = "sha256:" + "a" * 64

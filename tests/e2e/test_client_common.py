@@ -61,53 +61,8 @@ def tags_of(repo, env=None):
     return sorted(l.strip() for l in r.stdout.splitlines() if l.strip())
 
 
-class Reference(ReferenceRegistry):
-    """docker-registry whose config gets `extra` YAML appended (auth: ...)."""
-
-    def __init__(self, root, extra=""):
-        super().__init__(root)
-        self.extra = extra
-
-    def start(self):
-        import clients
-        saved = clients.REFERENCE_CONFIG
-        clients.REFERENCE_CONFIG = saved + self.extra.replace("%", "%%")
-        try:
-            # an auth-protected registry answers /v2/ with 401: accept it as up
-            if "auth:" in self.extra:
-                return self._start_any()
-            return super().start()
-        finally:
-            clients.REFERENCE_CONFIG = saved
-
-    def _start_any(self):
-        import http.client
-        import subprocess
-        import time
-        import clients
-        binary = clients.need("docker-registry", "/usr/bin/docker-registry")
-        cfg = os.path.join(self.root, "..", "reference-%d.yml" % self.port)
-        with open(cfg, "w") as f:
-            f.write(clients.REFERENCE_CONFIG % {"root": self.root, "host": self.host})
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([binary, "serve", cfg], stdout=self.log, stderr=self.log,
-                                     env=dict(os.environ, OTEL_SDK_DISABLED="true"))
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("docker-registry exited %d:\n%s" % (self.proc.returncode,
-                                                                      self.read_log()))
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/v2/")
-                st = c.getresponse().status
-                c.close()
-                if st in (200, 401):
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("docker-registry did not answer:\n" + self.read_log())
+# docker-registry whose config gets `extra` YAML appended (auth: ...)
+Reference = ReferenceRegistry
 
 
 @pytest.fixture(scope="module", params=["berth", "docker-registry"])
