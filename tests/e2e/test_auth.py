@@ -349,7 +349,8 @@ def test_clients_login_push_pull(mode, server_factory, tmp_path, layout, skopeo,
 
     # skopeo: not logged in, refused; logged in as reader: pull yes, push no
     r = skopeo.copy("oci:%s:v1" % d, "docker://%s/team-a/sk:v1" % host, check=False)
-    assert r.returncode != 0
+    assert r.returncode != 0 and re.search(r"unauthorized|authentication required|401|403|denied|forbidden",
+                                           r.stderr, re.I), r.stderr
     skopeo("login", "--tls-verify=false", "-u", "reader", "-p", USERS["reader"], host)
     assert skopeo.inspect("docker://" + ref)["Digest"] == v1["digest"]
     r = skopeo.copy("oci:%s:v1" % d, "docker://%s/team-a/sk:v1" % host, check=False)

@@ -77,7 +77,13 @@ def test_the_exercise_with_berth_tag(reg, gallery):
     assert berth("digest", repo + ":latest").stdout.strip() == info["v2"]["digest"]
     berth("rm", "-q", "--all-tags", repo)
     r = berth("tags", repo, check=False)
-    assert r.returncode != 0 or r.stdout.split() == []
+    assert r.returncode in (0, 1), r
+    if r.returncode == 0:
+        assert r.stdout.split() == [], r.stdout
+    else:
+        assert "berth: " in r.stderr
+    for t in TAGS:
+        fails(["digest", "%s:%s" % (repo, t)], 1)
 
 
 def test_second_push_uploads_nothing(reg, gallery):
