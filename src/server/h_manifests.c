@@ -26,7 +26,6 @@ void h_manifest_get(struct request *req)
     const int head = req->method == M_HEAD;
     int err;
 
-    memset(&info, 0, sizeof(info));
     err = berth_store_manifest_get(req->srv->st, req->name, req->ref, !head, &info);
     if (err < 0) {
         respond_berr(req, err, BERTH_OCI_MANIFEST_UNKNOWN);

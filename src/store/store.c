@@ -271,38 +271,16 @@ done:
     return error;
 }
 
-int berth_store_blob_stat(struct berth_store *st, const char *repo, const struct berth_digest *d,
-                          uint64_t *size)
+/* The repository's blob d: its size, and with fd != NULL an open fd too.
+ * Stat and open share this so the two stay one lookup each. */
+static int blob_lookup(struct berth_store *st, const char *repo, const struct berth_digest *d,
+                       int *fd, uint64_t *size)
 {
     uint64_t want, have;
     int error;
 
-    if ((error = linked_size(st, repo, d, &want)) < 0)
-        return error;
-    if (error == 0) {
-        if ((error = manifest_as_blob(st, repo, d, NULL, size)) < 0)
-            return error;
-        return error ? 0 : blob_unknown(d);
-    }
-    if ((error = st->blobs->stat(st->blobs, d, &have)) < 0)
-        return error;
-    /* A damaged file answers "unknown": the client pushes it again and the
-     * commit replaces the damaged copy. */
-    if (have != want)
-        return berth_error_set_oci(BERTH_ENOTFOUND, BERTH_OCI_BLOB_UNKNOWN,
-                                   "blob %s is damaged (%llu bytes, expected %llu)", d->str,
-                                   (unsigned long long)have, (unsigned long long)want);
-    *size = want;
-    return 0;
-}
-
-int berth_store_blob_open(struct berth_store *st, const char *repo, const struct berth_digest *d,
-                          int *fd, uint64_t *size)
-{
-    uint64_t want, have;
-    int error;
-
-    *fd = -1;
+    if (fd)
+        *fd = -1;
     if ((error = linked_size(st, repo, d, &want)) < 0)
         return error;
     if (error == 0) {
@@ -310,17 +288,34 @@ int berth_store_blob_open(struct berth_store *st, const char *repo, const struct
             return error;
         return error ? 0 : blob_unknown(d);
     }
-    if ((error = st->blobs->open(st->blobs, d, fd, &have)) < 0)
+    error = fd ? st->blobs->open(st->blobs, d, fd, &have) : st->blobs->stat(st->blobs, d, &have);
+    if (error < 0)
         return error;
+    /* A damaged file answers "unknown": the client pushes it again and the
+     * commit replaces the damaged copy. */
     if (have != want) {
-        close(*fd);
-        *fd = -1;
+        if (fd) {
+            close(*fd);
+            *fd = -1;
+        }
         return berth_error_set_oci(BERTH_ENOTFOUND, BERTH_OCI_BLOB_UNKNOWN,
                                    "blob %s is damaged (%llu bytes, expected %llu)", d->str,
                                    (unsigned long long)have, (unsigned long long)want);
     }
     *size = want;
     return 0;
+}
+
+int berth_store_blob_stat(struct berth_store *st, const char *repo, const struct berth_digest *d,
+                          uint64_t *size)
+{
+    return blob_lookup(st, repo, d, NULL, size);
+}
+
+int berth_store_blob_open(struct berth_store *st, const char *repo, const struct berth_digest *d,
+                          int *fd, uint64_t *size)
+{
+    return blob_lookup(st, repo, d, fd, size);
 }
 
 int berth_store_blob_mount(struct berth_store *st, const char *repo, const char *from,
