@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int berth_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
@@ -33,4 +34,27 @@ int berth_getopt(int argc, char **argv, const char *shortopts, const struct opti
     else
         fprintf(stderr, "berth: %s: unknown option '%s'\n", argv[0], bad);
     return '?';
+}
+
+int berth_cli_common_opt(struct berth_cli_common *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case BERTH_OPT_INSECURE:
+        c->insecure = 1;
+        return 1;
+    case 'q':
+        c->quiet = 1;
+        return 1;
+    case BERTH_OPT_JSON:
+        c->json = 1;
+        return 1;
+    case 'j':
+        c->parallel = atoi(arg);
+        if (c->parallel < 1 || c->parallel > 32) {
+            fprintf(stderr, "berth: --parallel takes 1 to 32\n");
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
 }

@@ -44,10 +44,9 @@ static int add_name(void *ctx, const char *name)
 
 int cmd_ls(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_INSECURE };
     static const struct option opts[] = {
-        { "json", no_argument, NULL, OPT_JSON },
-        { "insecure", no_argument, NULL, OPT_INSECURE },
+        { "json", no_argument, NULL, BERTH_OPT_JSON },
+        { "insecure", no_argument, NULL, BERTH_OPT_INSECURE },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -57,28 +56,24 @@ int cmd_ls(int argc, char **argv)
     json_t *list = NULL;
     char registry[256];
     const char *arg;
-    int json = 0, c, rc = 1;
+    struct berth_cli_common co = { 0 };
+    int c, rc = 1;
     size_t n;
 
     optind = 1;
     while ((c = berth_getopt(argc, argv, "qh", opts)) != -1) {
         switch (c) {
-        case OPT_JSON:
-            json = 1;
-            break;
-        case OPT_INSECURE:
-            ropts.insecure = 1;
-            break;
-        case 'q':
-            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
         default:
+            if (berth_cli_common_opt(&co, c, optarg) > 0)
+                break;
             fputs(usage_text, stderr);
             return 2;
         }
     }
+    ropts.insecure = co.insecure;
     if (argc - optind != 1) {
         fputs(usage_text, stderr);
         return 2;
@@ -98,7 +93,7 @@ int cmd_ls(int argc, char **argv)
 
     if (berth_registry_new(&r, registry, &ropts) < 0)
         goto fail;
-    if (json) {
+    if (co.json) {
         if ((list = json_array()) == NULL)
             goto done;
         if (berth_registry_catalog(r, add_name, list) < 0)

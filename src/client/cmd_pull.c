@@ -39,16 +39,16 @@ static const char usage_text[] =
     "  --json                 progress and result as JSON lines on stdout\n"
     "  -h, --help             show this help\n";
 
-enum { OPT_PLATFORM = 256, OPT_INSECURE, OPT_JSON };
+enum { OPT_PLATFORM = 256 };
 
 int cmd_pull(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "platform", required_argument, NULL, OPT_PLATFORM },
         { "parallel", required_argument, NULL, 'j' },
-        { "insecure", no_argument, NULL, OPT_INSECURE },
+        { "insecure", no_argument, NULL, BERTH_OPT_INSECURE },
         { "quiet", no_argument, NULL, 'q' },
-        { "json", no_argument, NULL, OPT_JSON },
+        { "json", no_argument, NULL, BERTH_OPT_JSON },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -60,7 +60,8 @@ int cmd_pull(int argc, char **argv)
     struct berth_image_dst *dst = NULL;
     char name[1024];
     const char *tag = NULL;
-    int c, rc = 1, error;
+    struct berth_cli_common co = { 0 };
+    int cr, c, rc = 1, error;
 
     memset(&ropts, 0, sizeof(ropts));
     memset(&copts, 0, sizeof(copts));
@@ -70,30 +71,21 @@ int cmd_pull(int argc, char **argv)
         case OPT_PLATFORM:
             copts.platform = optarg;
             break;
-        case 'j':
-            copts.parallel = atoi(optarg);
-            if (copts.parallel < 1 || copts.parallel > 32) {
-                fprintf(stderr, "berth: --parallel takes 1 to 32\n");
-                return 2;
-            }
-            break;
-        case OPT_INSECURE:
-            ropts.insecure = 1;
-            break;
-        case 'q':
-            copts.quiet = 1;
-            break;
-        case OPT_JSON:
-            copts.json = 1;
-            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
         default:
-            fputs(usage_text, stderr);
+            if ((cr = berth_cli_common_opt(&co, c, optarg)) > 0)
+                break;
+            if (cr == 0)
+                fputs(usage_text, stderr);
             return 2;
         }
     }
+    ropts.insecure = co.insecure;
+    copts.quiet = co.quiet;
+    copts.json = co.json;
+    copts.parallel = co.parallel;
     if (argc - optind != 2) {
         fputs(usage_text, stderr);
         return 2;

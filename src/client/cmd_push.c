@@ -45,7 +45,7 @@ static const char usage_text[] =
     "--all-tags). Docker-archive layers are pushed gzip-compressed under a Docker\n"
     "schema2 manifest; the config (and so the image ID) is unchanged.\n";
 
-enum { OPT_ALL_TAGS = 256, OPT_PLATFORM, OPT_INSECURE, OPT_JSON };
+enum { OPT_ALL_TAGS = 256, OPT_PLATFORM };
 
 struct tag_list {
     char **v;
@@ -91,9 +91,9 @@ int cmd_push(int argc, char **argv)
         { "all-tags", no_argument, NULL, OPT_ALL_TAGS },
         { "platform", required_argument, NULL, OPT_PLATFORM },
         { "parallel", required_argument, NULL, 'j' },
-        { "insecure", no_argument, NULL, OPT_INSECURE },
+        { "insecure", no_argument, NULL, BERTH_OPT_INSECURE },
         { "quiet", no_argument, NULL, 'q' },
-        { "json", no_argument, NULL, OPT_JSON },
+        { "json", no_argument, NULL, BERTH_OPT_JSON },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -104,7 +104,8 @@ int cmd_push(int argc, char **argv)
     struct berth_image_src *src = NULL;
     struct berth_image_dst *dst = NULL;
     struct tag_list tags = { NULL, 0 };
-    int c, all_tags = 0, rc = 1, error;
+    struct berth_cli_common co = { 0 };
+    int cr, c, all_tags = 0, rc = 1, error;
 
     memset(&ropts, 0, sizeof(ropts));
     memset(&copts, 0, sizeof(copts));
@@ -117,30 +118,21 @@ int cmd_push(int argc, char **argv)
         case OPT_PLATFORM:
             copts.platform = optarg;
             break;
-        case 'j':
-            copts.parallel = atoi(optarg);
-            if (copts.parallel < 1 || copts.parallel > 32) {
-                fprintf(stderr, "berth: --parallel takes 1 to 32\n");
-                return 2;
-            }
-            break;
-        case OPT_INSECURE:
-            ropts.insecure = 1;
-            break;
-        case 'q':
-            copts.quiet = 1;
-            break;
-        case OPT_JSON:
-            copts.json = 1;
-            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
         default:
-            fputs(usage_text, stderr);
+            if ((cr = berth_cli_common_opt(&co, c, optarg)) > 0)
+                break;
+            if (cr == 0)
+                fputs(usage_text, stderr);
             return 2;
         }
     }
+    ropts.insecure = co.insecure;
+    copts.quiet = co.quiet;
+    copts.json = co.json;
+    copts.parallel = co.parallel;
     if (argc - optind != 2) {
         fputs(usage_text, stderr);
         return 2;

@@ -39,7 +39,7 @@ static const char usage_text[] =
     "\n"
     "Prints every name given, with the digest.\n";
 
-enum { OPT_SEMVER = 256, OPT_INSECURE, OPT_JSON };
+enum { OPT_SEMVER = 256 };
 
 struct tag_list {
     char **v;
@@ -167,9 +167,9 @@ int cmd_tag(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "semver", no_argument, NULL, OPT_SEMVER },
-        { "insecure", no_argument, NULL, OPT_INSECURE },
+        { "insecure", no_argument, NULL, BERTH_OPT_INSECURE },
         { "quiet", no_argument, NULL, 'q' },
-        { "json", no_argument, NULL, OPT_JSON },
+        { "json", no_argument, NULL, BERTH_OPT_JSON },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -177,6 +177,7 @@ int cmd_tag(int argc, char **argv)
     struct berth_copy_opts copts;
     struct berth_location src_loc, *dsts = NULL;
     struct berth_image_src *src = NULL;
+    struct berth_cli_common co = { 0 };
     int c, semver = 0, ndst, rc = 1, error = 0;
 
     memset(&ropts, 0, sizeof(ropts));
@@ -187,23 +188,19 @@ int cmd_tag(int argc, char **argv)
         case OPT_SEMVER:
             semver = 1;
             break;
-        case OPT_INSECURE:
-            ropts.insecure = 1;
-            break;
-        case 'q':
-            copts.quiet = 1;
-            break;
-        case OPT_JSON:
-            copts.json = 1;
-            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
         default:
+            if (berth_cli_common_opt(&co, c, optarg) > 0)
+                break;
             fputs(usage_text, stderr);
             return 2;
         }
     }
+    ropts.insecure = co.insecure;
+    copts.quiet = co.quiet;
+    copts.json = co.json;
     if (argc - optind < 2) {
         fputs(usage_text, stderr);
         return 2;

@@ -44,10 +44,9 @@ static int add_name(void *ctx, const char *name)
 
 int cmd_tags(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_INSECURE };
     static const struct option opts[] = {
-        { "json", no_argument, NULL, OPT_JSON },
-        { "insecure", no_argument, NULL, OPT_INSECURE },
+        { "json", no_argument, NULL, BERTH_OPT_JSON },
+        { "insecure", no_argument, NULL, BERTH_OPT_INSECURE },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -57,27 +56,23 @@ int cmd_tags(int argc, char **argv)
     struct berth_ref ref;
     json_t *tags = NULL, *obj = NULL;
     char name[600];
-    int json = 0, c, rc = 1;
+    struct berth_cli_common co = { 0 };
+    int c, rc = 1;
 
     optind = 1;
     while ((c = berth_getopt(argc, argv, "qh", opts)) != -1) {
         switch (c) {
-        case OPT_JSON:
-            json = 1;
-            break;
-        case OPT_INSECURE:
-            ropts.insecure = 1;
-            break;
-        case 'q':
-            break;
         case 'h':
             fputs(usage_text, stdout);
             return 0;
         default:
+            if (berth_cli_common_opt(&co, c, optarg) > 0)
+                break;
             fputs(usage_text, stderr);
             return 2;
         }
     }
+    ropts.insecure = co.insecure;
     if (argc - optind != 1) {
         fputs(usage_text, stderr);
         return 2;
@@ -93,7 +88,7 @@ int cmd_tags(int argc, char **argv)
     }
     if (berth_registry_new(&r, ref.registry, &ropts) < 0)
         goto fail;
-    if (json) {
+    if (co.json) {
         snprintf(name, sizeof(name), "%s/%s", ref.registry, ref.repository);
         if ((tags = json_array()) == NULL)
             goto done;
