@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../store/maint.h"
 #include "policy.h"
 
 /* auth.*: who may log in and what they may do (docs/auth.md). */
@@ -44,6 +45,23 @@ struct berth_tls_config {
     int minimum;                    /* http.tls.minimumtls: 12 (tls1.2, default) or 13 */
 };
 
+/* berth.gc.*, berth.retention, berth.immutabletags, berth.quotas (docs/gc.md).
+ * The rule strings are owned (malloc'd) by the config. */
+struct berth_maint_config {
+    int64_t gc_interval_ms;   /* berth.gc.interval, default 24h; 0: no scheduled runs */
+    int64_t gc_grace_ms;      /* berth.gc.grace, default 24h */
+    int gc_untagged;          /* berth.gc.untagged, default 0 */
+    unsigned gc_batch;        /* berth.gc.batch, default 500 */
+    struct berth_retention_rule *retention;  /* berth.retention: [{repositories, tags,
+                                                protect, keep, olderthan}] */
+    size_t nretention;
+    struct berth_immutable_rule *immutable;  /* berth.immutabletags: [{repositories, tags}] */
+    size_t nimmutable;
+    struct berth_quota_rule *quotas;         /* berth.quotas: [{repositories | namespace,
+                                                limit}] */
+    size_t nquotas;
+};
+
 struct berth_config {
     char *addr;                /* http.addr, default "0.0.0.0:5000" */
     char *root;                /* storage.filesystem.rootdirectory, default "./var/berth" */
@@ -58,6 +76,7 @@ struct berth_config {
     unsigned threads;          /* berth.threads, default 0 = one per CPU */
     struct berth_auth_config auth;
     struct berth_tls_config tls;
+    struct berth_maint_config maint;
 };
 
 typedef void (*berth_config_warn_fn)(void *ctx, const char *msg);

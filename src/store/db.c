@@ -274,6 +274,19 @@ int berth_db_stmt(sqlite3_stmt **out, struct berth_db *db, enum berth_db_sql id)
     return 0;
 }
 
+int berth_db_query(sqlite3_stmt **out, struct berth_db *db, const char *sqltext)
+{
+    struct conn *c;
+    int rc, error;
+
+    *out = NULL;
+    if ((error = conn_get(&c, db)) < 0)
+        return error;
+    if ((rc = sqlite3_prepare_v2(c->db, sqltext, -1, out, NULL)) != SQLITE_OK)
+        return sqlite_error(c->db, rc, "cannot prepare statement");
+    return 0;
+}
+
 int berth_db_step(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);

@@ -3,8 +3,11 @@
  * statement the store runs, and per-thread connections. Each thread gets
  * its own connection (busy timeout 5 s, WAL, synchronous=FULL) with its
  * statements prepared once and cached, so a hot-path lookup is one step of
- * an already prepared statement. All SQL lives in db.c, in plain SQL that
- * also runs on PostgreSQL (ON CONFLICT upserts, no rowid tricks).
+ * an already prepared statement. The request path's SQL lives in db.c;
+ * maintenance modules (gc.c, retention.c, usage.c, fsck.c) keep their
+ * cold-path SQL next to their logic and prepare it per call with
+ * berth_db_query. All of it is plain SQL that also runs on PostgreSQL (ON
+ * CONFLICT upserts, no rowid tricks).
  */
 #ifndef BERTH_STORE_DB_H
 #define BERTH_STORE_DB_H
@@ -64,6 +67,9 @@ void berth_db_free(struct berth_db *db);
  * connection on first use). After use the caller must sqlite3_reset() it:
  * a SELECT left un-reset pins a read snapshot. */
 int berth_db_stmt(sqlite3_stmt **out, struct berth_db *db, enum berth_db_sql id);
+/* Prepare `sqltext` on the calling thread's connection (not cached: the
+ * caller sqlite3_finalize()s *out; NULL on failure). For cold paths. */
+int berth_db_query(sqlite3_stmt **out, struct berth_db *db, const char *sqltext);
 /* sqlite3_step: 1 for a row, 0 when done, or a negative BERTH_E* error
  * (set with sqlite3_errmsg; SQLITE_FULL → BERTH_ENOSPC). */
 int berth_db_step(sqlite3_stmt *s);
