@@ -2,9 +2,17 @@
 # SANITIZE=address,undefined builds into build-san/ (tests run under it).
 
 CC ?= cc
-PKGS = libmicrohttpd jansson sqlite3 yaml-0.1 libcrypto libcurl libarchive gnutls
+# The berth executable (server, maintenance commands) links only SERVER_PKGS;
+# the client commands are the module berth-client.so (src/plugin.c loads it),
+# which links CLIENT_PKGS: `berth serve` never maps libcurl, libarchive and
+# the ~30 libraries behind them (docs/internals.md, "Shape").
+SERVER_PKGS = libmicrohttpd jansson sqlite3 yaml-0.1 libcrypto gnutls
+CLIENT_PKGS = libcurl libarchive jansson yaml-0.1 libcrypto
+PKGS = $(sort $(SERVER_PKGS) $(CLIENT_PKGS))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SERVER_LIBS := $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null) -lcrypt -lpthread
+CLIENT_LIBS := $(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null) -lpthread
 
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wwrite-strings \
        -Wvla -Wformat=2 -Wimplicit-fallthrough -fno-common
@@ -13,6 +21,7 @@ WARN += -Werror
 endif
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Isrc -MMD -MP
+# unit tests and fuzz replays link everything (lib.a holds server and client)
 LIBS = $(PKG_LIBS) -lcrypt -lpthread
 
 # Short build lines; `make V=1` prints the full commands.
@@ -31,16 +40,24 @@ else
 BUILD ?= build
 endif
 
-SRC := src/cli.c $(sort $(wildcard src/core/*.c src/store/*.c src/server/*.c src/client/*.c))
-OBJ := $(SRC:%.c=$(BUILD)/%.o)
-MAIN_OBJ := $(BUILD)/src/main.o
+SHARED_SRC := src/cli.c $(sort $(wildcard src/core/*.c))
+SERVER_SRC := $(SHARED_SRC) $(sort $(wildcard src/store/*.c src/server/*.c))
+CLIENT_SRC := $(sort $(wildcard src/client/*.c))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+# Client objects are built position-independent (under $(BUILD)/pic/) once, for
+# the module and for lib.a; the module carries its own PIC copy of src/core
+# and src/cli.c.
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/pic/%.o)
+MODULE_OBJ := $(SHARED_SRC:%.c=$(BUILD)/pic/%.o) $(CLIENT_OBJ)
+OBJ := $(SERVER_OBJ) $(CLIENT_OBJ)
+MAIN_OBJ := $(BUILD)/src/main.o $(BUILD)/src/plugin.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%-replay)
 
 .PHONY: all deps unit run test fuzz bench bench-quick clean
-all: $(BUILD)/berth
+all: $(BUILD)/berth $(BUILD)/berth-client.so
 
 deps:
 	@scripts/deps.sh build
@@ -50,9 +67,22 @@ $(BUILD)/%.o: %.c
 	$(E) "  CC      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/berth: $(MAIN_OBJ) $(OBJ)
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(E) "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
+
+$(BUILD)/berth: $(MAIN_OBJ) $(SERVER_OBJ)
 	$(E) "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(SERVER_LIBS)
+
+# Exports only cmd_* and berth_client_version (src/client.ver); -z defs: every
+# symbol the client needs is in the module or its libraries, none is taken
+# from the executable.
+$(BUILD)/berth-client.so: $(MODULE_OBJ) src/client.ver
+	$(E) "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-z,defs -Wl,-Bsymbolic -Wl,--version-script=src/client.ver \
+		-o $@ $(MODULE_OBJ) $(CLIENT_LIBS)
 
 $(BUILD)/lib.a: $(OBJ)
 	@rm -f $@
@@ -87,15 +117,16 @@ test:
 fuzz:
 	@scripts/fuzz.sh $(FUZZ_TIME)
 
+# The bench runs $(BUILD)/berth (make BUILD=build-x bench-quick), or $BERTH.
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
-	@bench/run.sh full
+	@BERTH="$${BERTH:-$(CURDIR)/$(BUILD)/berth}" bench/run.sh full
 
 bench-quick:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
-	@bench/run.sh quick
+	@BERTH="$${BERTH:-$(CURDIR)/$(BUILD)/berth}" bench/run.sh quick
 
 # make soak: concurrent clients for SOAK_SECONDS (default 600), then a full
 # consistency check (scripts/soak.sh).
@@ -107,4 +138,4 @@ soak:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_REPLAY:=.d)
+-include $(OBJ:.o=.d) $(MODULE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_REPLAY:=.d)

@@ -3,11 +3,33 @@
  * runs the registry; the others are the client. Each command lives in its own
  * cmd_<name>.c and returns the process exit code: 0 success, 1 the operation
  * failed, 2 usage error.
+ *
+ * The client commands are compiled into the module berth-client.so, not into
+ * this executable, so the server never loads libcurl and libarchive. Here
+ * each of them is a trampoline of the same name that loads the module and
+ * runs the module's cmd_<name> (src/plugin.c).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "plugin.h"
+
+#define CLIENT_COMMAND(fn) \
+    int fn(int argc, char **argv) { return berth_plugin_run(#fn, argc, argv); }
+
+CLIENT_COMMAND(cmd_ref)
+CLIENT_COMMAND(cmd_login)
+CLIENT_COMMAND(cmd_logout)
+CLIENT_COMMAND(cmd_ls)
+CLIENT_COMMAND(cmd_tags)
+CLIENT_COMMAND(cmd_inspect)
+CLIENT_COMMAND(cmd_digest)
+CLIENT_COMMAND(cmd_rm)
+CLIENT_COMMAND(cmd_tag)
+CLIENT_COMMAND(cmd_push)
+CLIENT_COMMAND(cmd_pull)
+CLIENT_COMMAND(cmd_cp)
 
 static const struct command {
     const char *name;
@@ -16,6 +38,9 @@ static const struct command {
 } commands[] = {
     { "serve", cmd_serve, "run the registry server" },
     { "version", cmd_version, "print the version" },
+    { "gc", cmd_gc, "collect garbage: free blobs no image uses (safe while serving)" },
+    { "du", cmd_du, "show storage used per repository and namespace" },
+    { "fsck", cmd_fsck, "check (and --repair) blobs, manifests, tags and links" },
     { "ref", cmd_ref, "show the parts of an image reference" },
     { "login", cmd_login, "log in to a registry" },
     { "logout", cmd_logout, "remove saved registry credentials" },
