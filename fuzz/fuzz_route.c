@@ -4,7 +4,8 @@
  * present (next 4 bits), then the percent-decoded path. Invariants: the
  * outcome is a row or a 400/404/405 with an OCI code; a matched row allows
  * the method and has its query argument; the name is a valid repository
- * name right after "/v2/"; the reference lies inside the path, after the
+ * name right after "/v2/" (after "/v2/_berth/repositories/" for berth's own
+ * repository deletion, where it runs to the end); the reference lies inside the path, after the
  * name and an anchor, and is a digest, a tag or an upload id as the shape says.
  */
 #include <stdint.h>
@@ -39,7 +40,7 @@ static void check_ref(const struct berth_route_match *m, const char *path, size_
         if (m->ref_len || m->ref_is_digest)
             abort();
         if (m->shape != R_UPLOADS && m->shape != R_TAGS && m->shape != R_BASE &&
-            m->shape != R_CATALOG)
+            m->shape != R_CATALOG && m->shape != R_GC && m->shape != R_REPO)
             abort();
         return;
     }
@@ -99,8 +100,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (len < 3 || memcmp(path, "/v2", 3))
         abort();
-    if (m.shape == R_BASE || m.shape == R_CATALOG) {
+    if (m.shape == R_BASE || m.shape == R_CATALOG || m.shape == R_GC) {
         if (m.name || m.ref)
+            abort();
+    } else if (m.shape == R_REPO) {
+        /* "/v2/_berth/repositories/<name>": the name runs to the end */
+        if (len < 24 || memcmp(path + 4, "_berth/repositories/", 20) || m.name != path + 24 ||
+            m.name + m.name_len != path + len || m.name_len > BERTH_NAME_MAX ||
+            berth_name_check(m.name, m.name_len) != 0)
             abort();
     } else {
         if (m.name != path + 4 || m.name_len > BERTH_NAME_MAX ||

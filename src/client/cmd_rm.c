@@ -5,7 +5,9 @@
  * removes every tag on them, so that needs --force. A digest reference
  * deletes the manifest. --all-tags empties a repository (the founding
  * exercise's cleanup): the tags are grouped by digest and each manifest is
- * deleted once.
+ * deleted once. --repo deletes a whole repository with berth's
+ * DELETE /v2/_berth/repositories/<name> (docs/gc.md); other registries get
+ * the --all-tags treatment, which may leave untagged manifests behind.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -20,15 +22,18 @@
 #include "core/reference.h"
 
 static const char usage_text[] =
-    "usage: berth rm REF... [--all-tags] [--force]\n"
+    "usage: berth rm REF... [--all-tags | --repo] [--force]\n"
     "\n"
     "Delete tags or manifests from a registry.\n"
     "  berth rm localhost:5000/gallery/ui:v1          delete the tag v1\n"
     "  berth rm localhost:5000/gallery/ui@sha256:...  delete a manifest (and its tags)\n"
     "  berth rm --all-tags localhost:5000/gallery/ui  delete every tag of the repository\n"
+    "  berth rm --repo localhost:5000/gallery/ui      delete the whole repository\n"
     "\n"
     "options:\n"
     "      --all-tags  REF is a repository: delete all its tags (by manifest digest)\n"
+    "      --repo      REF is a repository: delete it with everything in it (berth);\n"
+    "                  on other registries, delete every tagged manifest instead\n"
     "  -f, --force     when the registry cannot delete a single tag, delete the\n"
     "                  manifest it points to (which removes every tag on it)\n"
     "      --insecure  allow plain HTTP and unverified TLS for this registry\n"
@@ -131,6 +136,35 @@ done:
     return error;
 }
 
+/* The registry has no repository deletion: 405, or a 404 that is not
+ * berth's "no such repository" (NAME_UNKNOWN). */
+static int repo_delete_unsupported(void)
+{
+    long st = berth_registry_last_status();
+
+    return st == 405 || (st == 404 && berth_error_oci() != BERTH_OCI_NAME_UNKNOWN);
+}
+
+static int rm_repo(struct berth_registry *r, const struct berth_ref *ref, int quiet)
+{
+    int error;
+
+    if ((error = berth_registry_repo_delete(r, ref->repository)) == 0) {
+        if (!quiet)
+            printf("Deleted repository %s/%s\n", ref->registry, ref->repository);
+        return 0;
+    }
+    if (!repo_delete_unsupported()) {
+        fprintf(stderr, "berth: %s\n", berth_error_msg());
+        return berth_error_code() ? berth_error_code() : BERTH_ERROR;
+    }
+    if (!quiet)
+        fprintf(stderr, "berth: %s cannot delete a repository; deleting every tagged manifest "
+                        "of %s instead (untagged manifests may remain)\n",
+                ref->registry, ref->repository);
+    return rm_all_tags(r, ref, quiet);
+}
+
 static int rm_one(struct berth_registry *r, const struct berth_ref *ref, const char *arg,
                   int force, int quiet)
 {
@@ -171,9 +205,10 @@ fail:
 
 int cmd_rm(int argc, char **argv)
 {
-    enum { OPT_ALL = 256, OPT_INSECURE };
+    enum { OPT_ALL = 256, OPT_INSECURE, OPT_REPO };
     static const struct option opts[] = {
         { "all-tags", no_argument, NULL, OPT_ALL },
+        { "repo", no_argument, NULL, OPT_REPO },
         { "force", no_argument, NULL, 'f' },
         { "insecure", no_argument, NULL, OPT_INSECURE },
         { "quiet", no_argument, NULL, 'q' },
@@ -182,13 +217,16 @@ int cmd_rm(int argc, char **argv)
     };
     struct berth_registry_opts ropts = { 0 };
     struct berth_ref *refs = NULL;
-    int all = 0, force = 0, quiet = 0, c, rc = 0, n;
+    int all = 0, repo = 0, force = 0, quiet = 0, c, rc = 0, n;
 
     optind = 1;
     while ((c = berth_getopt(argc, argv, "fqh", opts)) != -1) {
         switch (c) {
         case OPT_ALL:
             all = 1;
+            break;
+        case OPT_REPO:
+            repo = 1;
             break;
         case 'f':
             force = 1;
@@ -207,7 +245,7 @@ int cmd_rm(int argc, char **argv)
             return 2;
         }
     }
-    if ((n = argc - optind) < 1) {
+    if ((n = argc - optind) < 1 || (all && repo)) {
         fputs(usage_text, stderr);
         return 2;
     }
@@ -221,11 +259,13 @@ int cmd_rm(int argc, char **argv)
         if (berth_ref_parse_notag(&refs[i], arg) < 0) {
             fprintf(stderr, "berth: %s\n", berth_error_msg());
             rc = 2;
-        } else if (all && (refs[i].tag[0] || refs[i].has_digest)) {
-            fprintf(stderr, "berth: --all-tags takes a repository, not '%s'\n", arg);
+        } else if ((all || repo) && (refs[i].tag[0] || refs[i].has_digest)) {
+            fprintf(stderr, "berth: %s takes a repository, not '%s'\n",
+                    repo ? "--repo" : "--all-tags", arg);
             rc = 2;
-        } else if (!all && !refs[i].tag[0] && !refs[i].has_digest) {
-            fprintf(stderr, "berth: '%s' names no tag or digest; give one, or use --all-tags\n",
+        } else if (!all && !repo && !refs[i].tag[0] && !refs[i].has_digest) {
+            fprintf(stderr, "berth: '%s' names no tag or digest; give one, or use --all-tags "
+                            "or --repo\n",
                     arg);
             rc = 2;
         }
@@ -240,8 +280,12 @@ int cmd_rm(int argc, char **argv)
             rc = 1;
             continue;
         }
-        error = all ? rm_all_tags(r, &refs[i], quiet)
-                    : rm_one(r, &refs[i], argv[optind + i], force, quiet);
+        if (repo)
+            error = rm_repo(r, &refs[i], quiet);
+        else if (all)
+            error = rm_all_tags(r, &refs[i], quiet);
+        else
+            error = rm_one(r, &refs[i], argv[optind + i], force, quiet);
         if (error < 0)
             rc = 1;
         berth_registry_free(r);

@@ -1649,6 +1649,29 @@ done:
     return error;
 }
 
+int berth_registry_repo_delete(struct berth_registry *r, const char *repo)
+{
+    struct req q;
+    struct resp s = { 0 };
+    char path[600], scope[300], what[600];
+    int error;
+
+    if ((error = check_repo(repo)) < 0)
+        return error;
+    snprintf(path, sizeof(path), "/v2/_berth/repositories/%s", repo);
+    berth_auth_scope(scope, sizeof(scope), repo, "delete");
+    snprintf(what, sizeof(what), "%s/%s", r->name, repo);
+    req_init(&q, "DELETE", path, what);
+    q.scopes[q.nscopes++] = scope;
+    if ((error = perform(r, &q, &s)) < 0)
+        goto done;
+    if (s.status != 202 && s.status != 200 && s.status != 204)
+        error = http_error(&s, what);
+done:
+    resp_dispose(&s);
+    return error;
+}
+
 /* ---- blobs ---- */
 
 static const char *what_blob(char *buf, size_t size, const struct berth_registry *r,

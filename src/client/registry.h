@@ -77,6 +77,13 @@ int berth_registry_manifest_put(struct berth_registry *r, const char *repo, cons
 /* DELETE a manifest by digest, or a tag (where the registry supports it). */
 int berth_registry_manifest_delete(struct berth_registry *r, const char *repo, const char *ref);
 
+/* DELETE /v2/_berth/repositories/<repo>: berth's whole-repository deletion
+ * (needs the delete action on it). Errors as the others: BERTH_ENOTFOUND
+ * with BERTH_OCI_NAME_UNKNOWN for an unknown repository; a registry without
+ * the endpoint answers 405 or a 404 without NAME_UNKNOWN
+ * (berth_registry_last_status tells). */
+int berth_registry_repo_delete(struct berth_registry *r, const char *repo);
+
 /* HEAD a blob: 1 present, 0 absent, negative error. */
 int berth_registry_blob_exists(struct berth_registry *r, const char *repo,
                                const struct berth_digest *d, uint64_t *size);

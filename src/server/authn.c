@@ -356,6 +356,8 @@ static unsigned needed_actions(enum berth_access acc)
         return BERTH_ACT_DELETE;
     case BERTH_ACCESS_CATALOG:
         return BERTH_ACT_CATALOG;
+    case BERTH_ACCESS_ADMIN:
+        return BERTH_ACT_ADMIN;
     default:
         return 0;
     }
@@ -372,8 +374,10 @@ static unsigned token_actions(const struct berth_jwt_claims *c, const char *repo
             continue;
         if (!strcmp(s->type, "registry") && !strcmp(s->name, "catalog"))
             acts |= s->actions & BERTH_ACT_CATALOG;
+        else if (!strcmp(s->type, "registry") && !strcmp(s->name, "admin"))
+            acts |= (s->actions & BERTH_ACT_CATALOG) ? BERTH_ACT_ADMIN : 0; /* its "*" */
         else if (repo && !strcmp(s->type, "repository") && !strcmp(s->name, repo))
-            acts |= s->actions & ~(unsigned)BERTH_ACT_CATALOG;
+            acts |= s->actions & ~(unsigned)BERTH_ACT_REGISTRY;
     }
     return acts;
 }
@@ -429,6 +433,9 @@ static void challenge(const struct berth_authn *a, const struct berth_authn_req 
         break;
     case BERTH_ACCESS_CATALOG:
         snprintf(scope, sizeof(scope), "registry:catalog:*");
+        break;
+    case BERTH_ACCESS_ADMIN:
+        snprintf(scope, sizeof(scope), "registry:admin:*");
         break;
     default:
         break;

@@ -17,13 +17,15 @@
 #include "tokensrv.h"
 
 /* What a route needs. Same order as router.h's `enum access`
- * (NONE, PULL, PUSH, DEL, LIST), so the HTTP layer may map one-to-one. */
+ * (NONE, PULL, PUSH, DEL, LIST, ADMIN), so the HTTP layer may map
+ * one-to-one. */
 enum berth_access {
     BERTH_ACCESS_NONE = 0, /* GET /v2/: any authenticated caller */
     BERTH_ACCESS_PULL,
     BERTH_ACCESS_PUSH,
     BERTH_ACCESS_DELETE,
-    BERTH_ACCESS_CATALOG
+    BERTH_ACCESS_CATALOG,
+    BERTH_ACCESS_ADMIN     /* /v2/_berth/gc: the admin action (registry:admin:*) */
 };
 
 struct berth_authn_req {
@@ -83,8 +85,9 @@ int berth_authn_has_token_server(const struct berth_authn *a);
  *  - 401 when the caller is not (validly) authenticated and lacks the
  *    access, with the challenge naming exactly the scope needed
  *    ("repository:team-a/app:pull,push", plus "repository:<from>:pull" for
- *    a mount, space-separated; "registry:catalog:*"); GET /v2/ always
- *    challenges an unauthenticated caller, so `docker login` works.
+ *    a mount, space-separated; "registry:catalog:*", "registry:admin:*");
+ *    GET /v2/ always challenges an unauthenticated caller, so `docker
+ *    login` works.
  *  - 403 DENIED when authenticated but the policy says no (with tokens of
  *    the built-in server too: the policy is asked again, and a token that
  *    merely lacks a scope the policy would grant gets a 401

@@ -3,7 +3,8 @@
  * environment < flags), open the store, start the HTTP server, then wait for
  * signals on the main thread. SIGTERM/SIGINT stop gracefully: stop accepting,
  * let in-flight requests finish (bounded), close the database. The main
- * thread also runs the periodic purge of expired upload sessions.
+ * thread also runs the periodic purge of expired upload sessions; garbage
+ * collection runs on its own thread (gcrun.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +20,7 @@
 #include "commands.h"
 #include "config.h"
 #include "core/error.h"
+#include "gcrun.h"
 #include "log.h"
 #include "selfsign.h"
 #include "server.h"
@@ -129,6 +131,7 @@ int cmd_serve(int argc, char **argv)
     struct berth_store *st = NULL;
     struct berth_server *srv = NULL;
     struct berth_authn *authn = NULL;
+    struct berth_gcrun *gc = NULL;
     sigset_t sigs;
     int64_t next_purge;
     int c, rc = 1;
@@ -235,6 +238,13 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     hcfg.authn = authn;
+    /* Before the server: the admin endpoint drives it. */
+    if (berth_gcrun_new(&gc, st, &cfg.maint) < 0) {
+        berth_log_error("gc: %s", berth_error_msg());
+        goto done;
+    }
+    hcfg.maint = &cfg.maint;
+    hcfg.gcrun = gc;
     if (berth_server_start(&srv, &hcfg, st) < 0) {
         berth_log_error("cannot listen on '%s': %s", cfg.addr, berth_error_msg());
         goto done;
@@ -242,6 +252,12 @@ int cmd_serve(int argc, char **argv)
     berth_log_info("berth %s listening on %s (port %u), root %s, delete %s", BERTH_VERSION,
                    cfg.addr, (unsigned)berth_server_port(srv), cfg.root,
                    cfg.delete_enabled ? "enabled" : "disabled");
+    if (cfg.maint.gc_interval_ms > 0)
+        berth_log_info("gc: every %llds (grace %llds%s), first run in %llds",
+                       (long long)(cfg.maint.gc_interval_ms / 1000),
+                       (long long)(cfg.maint.gc_grace_ms / 1000),
+                       cfg.maint.gc_untagged ? ", untagged manifests too" : "",
+                       (long long)(cfg.maint.gc_interval_ms / 1000));
 
     /* The first purge runs right after the server is listening, not before:
      * it walks uploads/ and deletes rows (an fsync each), which is start-up
@@ -276,7 +292,10 @@ int cmd_serve(int argc, char **argv)
     }
     rc = 0;
 done:
+    /* a collection stops after its batch, so requests waiting on it end */
+    berth_gcrun_stop(gc);
     berth_server_stop(srv, STOP_GRACE_MS);
+    berth_gcrun_free(gc); /* before the store: its thread uses it */
     berth_authn_free(authn); /* after the server: requests in flight use it */
     berth_store_free(st);
     berth_config_dispose(&cfg);

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,9 @@ void berth_config_init(struct berth_config *cfg)
     cfg->auth.throttle_failures = 5;
     cfg->auth.throttle_lockout_ms = 60LL * 1000;
     cfg->tls.minimum = 12;
+    cfg->maint.gc_interval_ms = 24LL * 3600 * 1000;
+    cfg->maint.gc_grace_ms = 24LL * 3600 * 1000;
+    cfg->maint.gc_batch = 500;
 }
 
 static void free_strv(char **v, size_t n)
@@ -72,6 +76,47 @@ static void free_rules(struct berth_auth_config *a)
     a->nrules = 0;
 }
 
+/* The rule strings are const in maint.h (the collector only reads them)
+ * but owned by the config. */
+static void free_cstr(const char *s)
+{
+    free((void *)(uintptr_t)s);
+}
+
+static void free_retention(struct berth_maint_config *m)
+{
+    for (size_t i = 0; i < m->nretention; i++) {
+        free_cstr(m->retention[i].repositories);
+        free_cstr(m->retention[i].tags);
+        free_cstr(m->retention[i].protect);
+    }
+    free(m->retention);
+    m->retention = NULL;
+    m->nretention = 0;
+}
+
+static void free_immutable(struct berth_maint_config *m)
+{
+    for (size_t i = 0; i < m->nimmutable; i++) {
+        free_cstr(m->immutable[i].repositories);
+        free_cstr(m->immutable[i].tags);
+    }
+    free(m->immutable);
+    m->immutable = NULL;
+    m->nimmutable = 0;
+}
+
+static void free_quotas(struct berth_maint_config *m)
+{
+    for (size_t i = 0; i < m->nquotas; i++) {
+        free_cstr(m->quotas[i].repositories);
+        free_cstr(m->quotas[i].namespace);
+    }
+    free(m->quotas);
+    m->quotas = NULL;
+    m->nquotas = 0;
+}
+
 void berth_config_dispose(struct berth_config *cfg)
 {
     if (!cfg)
@@ -92,8 +137,12 @@ void berth_config_dispose(struct berth_config *cfg)
     free(cfg->tls.certificate);
     free(cfg->tls.key);
     free_strv(cfg->tls.clientcas, cfg->tls.nclientcas);
+    free_retention(&cfg->maint);
+    free_immutable(&cfg->maint);
+    free_quotas(&cfg->maint);
     memset(&cfg->auth, 0, sizeof(cfg->auth));
     memset(&cfg->tls, 0, sizeof(cfg->tls));
+    memset(&cfg->maint, 0, sizeof(cfg->maint));
 }
 
 static int parse_bool(int *out, const char *key, const char *s)
@@ -119,7 +168,7 @@ int berth_duration_parse(int64_t *out_ms, const char *s)
         const char *unit;
         double ms;
     } units[] = { { "ns", 1e-6 }, { "us", 1e-3 }, { "µs", 1e-3 }, { "ms", 1 },
-                  { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
+                  { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 } };
     const char *p = s;
     double total = 0;
 
@@ -370,6 +419,42 @@ static int set_minimumtls(struct berth_config *cfg, const char *key, const char 
     return 0;
 }
 
+/* berth.gc.*: an interval or grace of 0 is meaningful (never; no grace) */
+static int set_duration0(int64_t *dst, const char *key, const char *v)
+{
+    int64_t ms;
+    if (berth_duration_parse(&ms, v) < 0)
+        return berth_error_set(BERTH_EINVALID, "config '%s': invalid duration '%s'", key, v);
+    *dst = ms;
+    return 0;
+}
+
+static int set_gc_interval(struct berth_config *cfg, const char *key, const char *v)
+{
+    return set_duration0(&cfg->maint.gc_interval_ms, key, v);
+}
+
+static int set_gc_grace(struct berth_config *cfg, const char *key, const char *v)
+{
+    return set_duration0(&cfg->maint.gc_grace_ms, key, v);
+}
+
+static int set_gc_untagged(struct berth_config *cfg, const char *key, const char *v)
+{
+    return parse_bool(&cfg->maint.gc_untagged, key, v);
+}
+
+static int set_gc_batch(struct berth_config *cfg, const char *key, const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || end == v || n < 1 || n > 1000000)
+        return berth_error_set(BERTH_EINVALID, "config '%s': invalid batch size '%s' (1 to "
+                               "1000000)", key, v);
+    cfg->maint.gc_batch = (unsigned)n;
+    return 0;
+}
+
 static const struct known_key {
     const char *path;
     setter_fn set;
@@ -402,6 +487,10 @@ static const struct known_key {
     { "auth.token.refreshexpiration", set_token_refresh },
     { "auth.throttle.failures", set_throttle_failures },
     { "auth.throttle.lockout", set_throttle_lockout },
+    { "berth.gc.interval", set_gc_interval },
+    { "berth.gc.grace", set_gc_grace },
+    { "berth.gc.untagged", set_gc_untagged },
+    { "berth.gc.batch", set_gc_batch },
 };
 
 /* ---- keys whose value is a list or a mapping ---- */
@@ -592,6 +681,254 @@ static int set_rules(struct berth_config *cfg, const char *key, yaml_document_t 
     return 0;
 }
 
+/* ---- berth.retention, berth.immutabletags, berth.quotas ----
+ * Lists of mappings; a message names the key and the rule's index
+ * ("config 'berth.retention[1]': ..."). Unknown keys in a rule are errors:
+ * a misspelt "protect" must not silently delete tags. */
+
+/* One scalar value of a rule, copied. */
+static int rule_str(const char **dst, yaml_node_t *v, const char *key, size_t idx,
+                    const char *name)
+{
+    char *s;
+
+    if (v->type != YAML_SCALAR_NODE || !v->data.scalar.length ||
+        strlen((char *)v->data.scalar.value) != v->data.scalar.length)
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': '%s' must be a non-empty "
+                               "string", key, idx, name);
+    if (*dst)
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': '%s' given twice", key, idx,
+                               name);
+    if ((s = strdup((char *)v->data.scalar.value)) == NULL)
+        return berth_error_set(BERTH_ERROR, "out of memory");
+    *dst = s;
+    return 0;
+}
+
+static int rule_regex(const char **dst, yaml_node_t *v, const char *key, size_t idx,
+                      const char *name)
+{
+    regex_t re;
+    int error = rule_str(dst, v, key, idx, name), rc;
+    char msg[128];
+
+    if (error < 0)
+        return error;
+    if ((rc = regcomp(&re, *dst, REG_EXTENDED | REG_NOSUB)) != 0) {
+        regerror(rc, &re, msg, sizeof(msg));
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': invalid %s regex '%s': %s",
+                               key, idx, name, *dst, msg);
+    }
+    regfree(&re);
+    return 0;
+}
+
+/* Call fn for each (name, value) of a rule mapping. */
+typedef int (*rule_field_fn)(void *rule, const char *name, yaml_node_t *v, const char *key,
+                             size_t idx);
+
+static int rule_fields(void *rule, rule_field_fn fn, yaml_document_t *doc, yaml_node_t *node,
+                       const char *key, size_t idx)
+{
+    int error;
+
+    if (node->type != YAML_MAPPING_NODE)
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': each rule is a mapping", key,
+                               idx);
+    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        const char *name = k && k->type == YAML_SCALAR_NODE ? (char *)k->data.scalar.value : "";
+
+        if (!v)
+            continue;
+        if ((error = fn(rule, name, v, key, idx)) < 0)
+            return error;
+    }
+    return 0;
+}
+
+/* Allocate room for a list of `size`-byte rules: n items + 1 (never 0). */
+static int rule_list(void **out, size_t size, yaml_node_t *node, const char *key)
+{
+    ptrdiff_t n;
+
+    if (node->type != YAML_SEQUENCE_NODE)
+        return berth_error_set(BERTH_EINVALID, "config '%s': expected a list of rules", key);
+    n = node->data.sequence.items.top - node->data.sequence.items.start;
+    if (n > LIST_MAX)
+        return berth_error_set(BERTH_EINVALID, "config '%s': too many rules", key);
+    if ((*out = calloc((size_t)n + 1, size)) == NULL)
+        return berth_error_set(BERTH_ERROR, "out of memory");
+    return 0;
+}
+
+static int retention_field(void *rule, const char *name, yaml_node_t *v, const char *key,
+                           size_t idx)
+{
+    struct berth_retention_rule *r = rule;
+    const char *val = v->type == YAML_SCALAR_NODE ? (char *)v->data.scalar.value : "";
+    int64_t ms;
+    char *end;
+    long n;
+
+    if (!strcmp(name, "repositories"))
+        return rule_str(&r->repositories, v, key, idx, name);
+    if (!strcmp(name, "tags") || !strcmp(name, "protect"))
+        return rule_regex(!strcmp(name, "tags") ? &r->tags : &r->protect, v, key, idx, name);
+    if (!strcmp(name, "keep")) {
+        n = strtol(val, &end, 10);
+        if (v->type != YAML_SCALAR_NODE || end == val || *end || n < 0 || n > 1000000000L)
+            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': keep must be a count "
+                                   "(0 or more), got '%s'", key, idx, val);
+        r->keep = n;
+        return 0;
+    }
+    if (!strcmp(name, "olderthan")) {
+        if (v->type != YAML_SCALAR_NODE || berth_duration_parse(&ms, val) < 0)
+            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': invalid olderthan "
+                                   "duration '%s' (e.g. 30d, 72h)", key, idx, val);
+        r->older_than_sec = ms / 1000;
+        return 0;
+    }
+    return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': unknown key '%s' (repositories, "
+                           "tags, protect, keep, olderthan)", key, idx, name);
+}
+
+static int set_retention(struct berth_config *cfg, const char *key, yaml_document_t *doc,
+                         yaml_node_t *node)
+{
+    struct berth_maint_config *m = &cfg->maint;
+    void *list;
+    int error;
+
+    free_retention(m);
+    if ((error = rule_list(&list, sizeof(*m->retention), node, key)) < 0)
+        return error;
+    m->retention = list;
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        struct berth_retention_rule *r = &m->retention[m->nretention];
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+
+        if (!item)
+            continue;
+        r->keep = -1;
+        m->nretention++;
+        if ((error = rule_fields(r, retention_field, doc, item, key, m->nretention - 1)) < 0)
+            return error;
+        if (!r->repositories)
+            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'repositories' is "
+                                   "required", key, m->nretention - 1);
+    }
+    return 0;
+}
+
+static int immutable_field(void *rule, const char *name, yaml_node_t *v, const char *key,
+                           size_t idx)
+{
+    struct berth_immutable_rule *r = rule;
+
+    if (!strcmp(name, "repositories"))
+        return rule_str(&r->repositories, v, key, idx, name);
+    if (!strcmp(name, "tags"))
+        return rule_str(&r->tags, v, key, idx, name);
+    return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': unknown key '%s' (repositories, "
+                           "tags)", key, idx, name);
+}
+
+static int set_immutable(struct berth_config *cfg, const char *key, yaml_document_t *doc,
+                         yaml_node_t *node)
+{
+    struct berth_maint_config *m = &cfg->maint;
+    void *list;
+    int error;
+
+    free_immutable(m);
+    if ((error = rule_list(&list, sizeof(*m->immutable), node, key)) < 0)
+        return error;
+    m->immutable = list;
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        struct berth_immutable_rule *r = &m->immutable[m->nimmutable];
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+
+        if (!item)
+            continue;
+        m->nimmutable++;
+        if ((error = rule_fields(r, immutable_field, doc, item, key, m->nimmutable - 1)) < 0)
+            return error;
+        if (!r->tags)
+            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'tags' is required", key,
+                                   m->nimmutable - 1);
+        if (!r->repositories && (r->repositories = strdup("**")) == NULL)
+            return berth_error_set(BERTH_ERROR, "out of memory");
+    }
+    return 0;
+}
+
+static int quota_field(void *rule, const char *name, yaml_node_t *v, const char *key,
+                       size_t idx)
+{
+    struct berth_quota_rule *r = rule;
+    const char *val = v->type == YAML_SCALAR_NODE ? (char *)v->data.scalar.value : "";
+    int error;
+
+    if (!strcmp(name, "repositories"))
+        return rule_str(&r->repositories, v, key, idx, name);
+    if (!strcmp(name, "namespace")) {
+        if ((error = rule_str(&r->namespace, v, key, idx, name)) < 0)
+            return error;
+        /* "team-a/" and "team-a" name the same namespace */
+        if (r->namespace[strlen(r->namespace) - 1] == '/')
+            ((char *)(uintptr_t)r->namespace)[strlen(r->namespace) - 1] = '\0';
+        if (!*r->namespace || strchr(r->namespace, '/'))
+            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': namespace must be one "
+                                   "path component, like \"team-a\"", key, idx);
+        return 0;
+    }
+    if (!strcmp(name, "limit")) {
+        if (v->type != YAML_SCALAR_NODE || berth_size_parse(&r->limit, val) < 0 || !r->limit)
+            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': invalid limit '%s' "
+                                   "(a size such as 10GiB)", key, idx, val);
+        return 0;
+    }
+    return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': unknown key '%s' (repositories, "
+                           "namespace, limit)", key, idx, name);
+}
+
+static int set_quotas(struct berth_config *cfg, const char *key, yaml_document_t *doc,
+                      yaml_node_t *node)
+{
+    struct berth_maint_config *m = &cfg->maint;
+    void *list;
+    int error;
+
+    free_quotas(m);
+    if ((error = rule_list(&list, sizeof(*m->quotas), node, key)) < 0)
+        return error;
+    m->quotas = list;
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        struct berth_quota_rule *r = &m->quotas[m->nquotas];
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+
+        if (!item)
+            continue;
+        m->nquotas++;
+        if ((error = rule_fields(r, quota_field, doc, item, key, m->nquotas - 1)) < 0)
+            return error;
+        if (!r->repositories == !r->namespace)
+            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': give exactly one of "
+                                   "'repositories' and 'namespace'", key, m->nquotas - 1);
+        if (!r->limit)
+            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'limit' is required",
+                                   key, m->nquotas - 1);
+    }
+    return 0;
+}
+
 static const struct node_key {
     const char *path;
     node_setter_fn set;
@@ -600,6 +937,9 @@ static const struct node_key {
     { "http.tls.clientcas", set_clientcas, 1 },
     { "auth.access.groups", set_groups, 0 },
     { "auth.access.rules", set_rules, 0 },
+    { "berth.retention", set_retention, 0 },
+    { "berth.immutabletags", set_immutable, 0 },
+    { "berth.quotas", set_quotas, 0 },
 };
 
 static const struct node_key *find_node_key(const char *path)

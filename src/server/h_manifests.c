@@ -7,6 +7,7 @@
  * limit → 413 SIZE_INVALID), validated by core/manifest and stored whole.
  */
 #include <microhttpd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "params.h"
+#include "rules.h"
 
 void h_manifest_get(struct request *req)
 {
@@ -103,8 +105,36 @@ static int content_type_ok(const char *ct)
     return 0;
 }
 
+/* A quota covering the repository (rules.h) refuses a manifest new to it
+ * whose bytes would exceed it: the last point a push can be stopped, so
+ * one whose blobs came in without a length is still refused here. 0, or -1
+ * after answering 403. */
+static int manifest_quota_refused(struct request *req, const struct berth_maint_config *mc,
+                                  const struct berth_digest *d)
+{
+    struct berth_manifest_info info;
+    int err;
+
+    if (!berth_rules_repo_has_quota(mc, req->name))
+        return 0;
+    err = berth_store_manifest_get(req->srv->st, req->name, d->str, 0, &info);
+    if (err == 0) {
+        berth_manifest_info_dispose(&info);
+        return 0; /* already stored: re-tagging adds nothing */
+    }
+    if (err == BERTH_ENOTFOUND)
+        err = berth_rules_check_quota(mc, req->srv->st, req->name, req->body_len, "manifest",
+                                      NULL);
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_DENIED);
+        return -1;
+    }
+    return 0;
+}
+
 void h_manifest_put(struct request *req)
 {
+    const struct berth_maint_config *mc = req->srv->maint;
     struct berth_manifest *m = NULL;
     struct berth_manifest_put put;
     const char *ct = req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -135,7 +165,14 @@ void h_manifest_put(struct request *req)
         goto done;
     }
 
+    if (manifest_quota_refused(req, mc, &d) < 0)
+        goto done;
+
     memset(&put, 0, sizeof(put));
+    if (berth_rules_repo_has_immutable(mc, req->name)) {
+        put.tag_guard = berth_rules_tag_guard;
+        put.guard_ctx = (void *)(uintptr_t)mc;
+    }
     put.repo = req->name;
     put.tag = req->ref_is_digest ? NULL : req->ref;
     put.extra_tags = tl.n ? tl.tags : NULL;
@@ -161,6 +198,38 @@ done:
     berth_manifest_free(m);
 }
 
+struct immutable_ctx {
+    const struct berth_maint_config *mc;
+    const char *repo;
+};
+
+static int tag_deletable(void *ctx, const char *tag)
+{
+    const struct immutable_ctx *c = ctx;
+
+    return berth_rules_check_immutable(c->mc, c->repo, tag);
+}
+
+/* An immutable tag can never be deleted, nor the manifest it points to
+ * (deleting by digest takes its tags along). 0, or -1 after answering. */
+static int delete_refused(struct request *req)
+{
+    struct immutable_ctx c = { req->srv->maint, req->name };
+    int err;
+
+    if (!berth_rules_repo_has_immutable(c.mc, req->name))
+        return 0;
+    if (req->ref_is_digest)
+        err = berth_store_tags_of(req->srv->st, req->name, &req->digest, tag_deletable, &c);
+    else
+        err = berth_rules_check_immutable(c.mc, req->name, req->ref);
+    if (err < 0) {
+        respond_berr(req, err, BERTH_OCI_DENIED);
+        return -1;
+    }
+    return 0;
+}
+
 void h_manifest_delete(struct request *req)
 {
     int err;
@@ -170,6 +239,8 @@ void h_manifest_delete(struct request *req)
                       "deletes are disabled on this registry");
         return;
     }
+    if (delete_refused(req) < 0)
+        return;
     if (req->ref_is_digest)
         err = berth_store_manifest_delete(req->srv->st, req->name, &req->digest);
     else

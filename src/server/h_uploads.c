@@ -19,6 +19,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "params.h"
+#include "rules.h"
 
 #define LOCATION_MAX (BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32)
 
@@ -56,6 +57,72 @@ static int digest_arg(struct request *req)
     return 0;
 }
 
+/* ---- quotas (rules.h) ----
+ * Checked where no byte has been written yet: in the begin step, from the
+ * Content-Length, before the session is even opened; a body without a
+ * length is checked at commit, before the blob is placed (the session is
+ * then cancelled). A repository no quota covers pays nothing. */
+
+/* 1 when the repository already links blob d: storing it again adds nothing. */
+static int already_linked(struct request *req, const struct berth_digest *d)
+{
+    uint64_t size;
+
+    return d && berth_store_blob_stat(req->srv->st, req->name, d, &size) == 0;
+}
+
+/* 0 when `adding` bytes fit every quota covering the repository; else the
+ * error (BERTH_EDENIED: over a quota) after answering it. */
+static int quota_refused(struct request *req, const struct berth_maint_config *mc,
+                         uint64_t adding, const char *what, const struct berth_digest *d)
+{
+    int err = berth_rules_check_quota(mc, req->srv->st, req->name, adding, what, d);
+
+    if (err < 0)
+        respond_berr(req, err, BERTH_OCI_DENIED);
+    return err < 0 ? err : 0;
+}
+
+/* Before the body: `offset` bytes already in the session plus the
+ * announced Content-Length. Blob d (NULL: not known yet) already linked
+ * adds nothing. 0, or the error after answering. */
+static int quota_before_body(struct request *req, uint64_t offset, const struct berth_digest *d)
+{
+    const struct berth_maint_config *mc = req->srv->maint;
+    const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long len;
+    char *end;
+
+    if (!cl || !berth_rules_repo_has_quota(mc, req->name))
+        return 0;
+    len = strtoull(cl, &end, 10);
+    if (end == cl || *end || already_linked(req, d))
+        return 0;
+    return quota_refused(req, mc, len > UINT64_MAX - offset ? UINT64_MAX : offset + len,
+                         "upload", d);
+}
+
+/* At commit, for every body (also those without a length): the whole blob,
+ * unless the repository already has it. On refusal the session is
+ * cancelled (its data deleted). 0, or -1 after answering. */
+static int quota_at_commit(struct request *req)
+{
+    const struct berth_maint_config *mc = req->srv->maint;
+    int err;
+
+    if (!berth_rules_repo_has_quota(mc, req->name) || already_linked(req, &req->digest))
+        return 0;
+    err = quota_refused(req, mc, berth_upload_size(req->upload), "upload", &req->digest);
+    if (err == 0)
+        return 0;
+    /* nothing is placed; a failed check (not a refusal) only drops this chunk */
+    berth_upload_close(req->upload, 0);
+    req->upload = NULL;
+    if (err == BERTH_EDENIED)
+        berth_upload_cancel(req->srv->st, req->name, req->ref);
+    return -1;
+}
+
 void h_upload_start(struct request *req)
 {
     char id[BERTH_UPLOAD_ID_MAX];
@@ -67,6 +134,20 @@ void h_upload_start(struct request *req)
     }
     respond_empty(req, MHD_HTTP_ACCEPTED);
     session_headers(req, id, 0);
+}
+
+/* A mount adds the blob's size unless the repository has it already; a
+ * blob `from` does not have is left to the upload that follows. */
+static int mount_quota_refused(struct request *req, const char *from,
+                               const struct berth_digest *d)
+{
+    const struct berth_maint_config *mc = req->srv->maint;
+    uint64_t size;
+
+    if (!berth_rules_repo_has_quota(mc, req->name) || already_linked(req, d) ||
+        berth_store_blob_stat(req->srv->st, from, d, &size) < 0)
+        return 0;
+    return quota_refused(req, mc, size, "mount", d);
 }
 
 /* end-11: link the blob from another repository; when that is not possible
@@ -84,6 +165,8 @@ void h_upload_mount(struct request *req)
     /* mount_denied: the caller may not pull `from`; the spec's answer is a
      * plain upload session, not an error that would tell `from` exists. */
     if (!req->mount_denied && berth_param_from(from) == 0) {
+        if (mount_quota_refused(req, from, &d) < 0)
+            return;
         err = berth_store_blob_mount(req->srv->st, req->name, from, &d);
         if (err == 0) {
             blob_created(req, &d);
@@ -104,7 +187,7 @@ void h_mono_open(struct request *req)
     char id[BERTH_UPLOAD_ID_MAX];
     int err;
 
-    if (digest_arg(req) < 0)
+    if (digest_arg(req) < 0 || quota_before_body(req, 0, &req->digest) < 0)
         return;
     if ((err = berth_upload_new(req->srv->st, req->name, id)) < 0) {
         respond_berr(req, err, BERTH_OCI_NAME_UNKNOWN);
@@ -115,13 +198,19 @@ void h_mono_open(struct request *req)
         berth_upload_cancel(req->srv->st, req->name, id);
         return;
     }
+    /* the route has no reference: keep the session id where the chunk
+     * routes have theirs, for quota_at_commit's cancel */
+    snprintf(req->ref, sizeof(req->ref), "%s", id);
     req->body_mode = BODY_UPLOAD;
 }
 
 static void commit(struct request *req)
 {
-    int err = berth_upload_commit(req->upload, &req->digest, NULL);
+    int err;
 
+    if (quota_at_commit(req) < 0)
+        return;
+    err = berth_upload_commit(req->upload, &req->digest, NULL);
     req->upload = NULL; /* freed by commit in every case */
     if (err < 0) {
         respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_INVALID);
@@ -179,15 +268,41 @@ range_error:
         session_headers(req, req->ref, offset);
 }
 
+/* Bytes the session holds (they count against a quota before they are a
+ * blob); 0 for an unknown session, which open_chunk then answers. */
+static uint64_t session_offset(struct request *req)
+{
+    uint64_t offset = 0;
+
+    if (berth_upload_offset(req->srv->st, req->name, req->ref, &offset) < 0) {
+        berth_error_clear();
+        return 0;
+    }
+    return offset;
+}
+
 void h_patch_open(struct request *req)
 {
+    if (berth_rules_repo_has_quota(req->srv->maint, req->name) &&
+        quota_before_body(req, session_offset(req), NULL) < 0)
+        return;
     open_chunk(req);
 }
 
 void h_put_open(struct request *req)
 {
+    int err;
+
     if (digest_arg(req) < 0)
         return;
+    /* the upload's last request: refused, it can never complete, so its
+     * data goes now rather than at the next purge */
+    if (berth_rules_repo_has_quota(req->srv->maint, req->name) &&
+        (err = quota_before_body(req, session_offset(req), &req->digest)) < 0) {
+        if (err == BERTH_EDENIED)
+            berth_upload_cancel(req->srv->st, req->name, req->ref);
+        return;
+    }
     open_chunk(req);
 }
 

@@ -1,7 +1,7 @@
 /*
  * Internal to src/server: the request handlers, one file per API area
  * (h_base.c, h_blobs.c, h_uploads.c, h_manifests.c, h_tags.c,
- * h_referrers.c). router.c's table names them; each answers through the
+ * h_referrers.c, h_admin.c). router.c's table names them; each answers through the
  * respond_*() helpers of http.h.
  */
 #ifndef BERTH_SERVER_HANDLERS_H
@@ -34,6 +34,11 @@ void h_tags_list(struct request *req);        /* end-8a, end-8b */
 void h_catalog(struct request *req);          /* /v2/_catalog */
 
 void h_referrers(struct request *req);        /* end-12a, end-12b */
+
+/* h_admin.c: berth's own endpoints (docs/gc.md) */
+void h_gc_start(struct request *req);         /* POST /v2/_berth/gc */
+void h_gc_status(struct request *req);        /* GET /v2/_berth/gc */
+void h_repo_delete(struct request *req);      /* DELETE /v2/_berth/repositories/<name> */
 
 /* Paging parameters of the listing endpoints (h_tags.c): `n` (a decimal
  * count; absent → def, above max → max; max < 0: no cap) and `last`.

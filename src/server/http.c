@@ -669,13 +669,15 @@ static void delays_free(struct delays *d)
  * needs in the same order, so a route's column converts by value. */
 _Static_assert((int)NONE == (int)BERTH_ACCESS_NONE && (int)PULL == (int)BERTH_ACCESS_PULL &&
                    (int)PUSH == (int)BERTH_ACCESS_PUSH && (int)DEL == (int)BERTH_ACCESS_DELETE &&
-                   (int)LIST == (int)BERTH_ACCESS_CATALOG,
+                   (int)LIST == (int)BERTH_ACCESS_CATALOG &&
+                   (int)ADMIN == (int)BERTH_ACCESS_ADMIN,
                "router.h enum access and authn.h enum berth_access differ");
 
 /* After routing, before the route's begin step: uploads and manifests are
  * refused before any of their body is read. Answers 401 (with the challenge),
  * 403 or 429 itself; otherwise records the user and whether a mount may read
- * its `from`. Without an `auth` config nothing happens, as before. */
+ * its `from`. Without an `auth` config nothing happens, as before, except
+ * that admin routes (docs/gc.md) answer 403 to non-loopback clients. */
 static void authorize(struct request *req)
 {
     struct berth_authn *a = req->srv->authn;
@@ -683,8 +685,17 @@ static void authorize(struct request *req)
     struct berth_authn_result res;
     char addr[INET6_ADDRSTRLEN], num[16];
 
-    if (!a || !berth_authn_enabled(a))
+    if (!a || !berth_authn_enabled(a)) {
+        /* without auth, anyone who reaches the port could start collections */
+        if (req->route->access != ADMIN)
+            return;
+        client_addr(req, addr, sizeof(addr));
+        if (!berth_addr_is_loopback(addr))
+            respond_error(req, MHD_HTTP_FORBIDDEN, BERTH_OCI_DENIED,
+                          "admin endpoints answer only to loopback clients when no auth is "
+                          "configured");
         return;
+    }
     client_addr(req, addr, sizeof(addr));
     ar.access = (enum berth_access)req->route->access;
     ar.repo = req->name[0] ? req->name : NULL;
@@ -1144,6 +1155,8 @@ int berth_server_start(struct berth_server **out, const struct berth_server_conf
     srv->delete_enabled = cfg->delete_enabled;
     srv->access_log = cfg->access_log;
     srv->authn = cfg->authn;
+    srv->maint = cfg->maint;
+    srv->gcrun = cfg->gcrun;
     srv->manifest_max = cfg->manifest_max ? cfg->manifest_max : BERTH_MANIFEST_MAX_DEFAULT;
     if ((error = parse_addr(srv, cfg->addr, &v6)) < 0)
         goto done;

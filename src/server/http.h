@@ -39,6 +39,8 @@ struct berth_server {
     struct berth_authn *authn;     /* borrowed from the config; NULL: no authentication */
     struct berth_tls *tls;         /* tls.c: HTTPS state; NULL: plain HTTP */
     struct delays *delays;         /* http.c: timer resuming held-back answers; NULL: none */
+    const struct berth_maint_config *maint; /* immutable tags, quotas; NULL: none */
+    struct berth_gcrun *gcrun;     /* admin endpoint's collector; NULL: none */
 };
 
 /* HTTP methods as bits, so a route row can list several. */

@@ -8,6 +8,8 @@
  */
 #include "policy.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,7 @@ static const struct {
     { "push", BERTH_ACT_PUSH },
     { "delete", BERTH_ACT_DELETE },
     { "catalog", BERTH_ACT_CATALOG },
+    { "admin", BERTH_ACT_ADMIN },
     { "*", BERTH_ACT_ALL },
 };
 
@@ -105,9 +108,10 @@ int berth_scope_parse(struct berth_scope *out, const char *s, size_t len)
         out->actions |= berth_action_parse(p, (size_t)(wend - p));
         p = comma ? comma + 1 : end;
     }
-    /* "*" on a repository means its three actions, catalog is not one of them */
+    /* "*" on a repository means its three actions, catalog and admin are
+     * not among them */
     if (strcmp(out->type, "registry") != 0)
-        out->actions &= ~(unsigned)BERTH_ACT_CATALOG;
+        out->actions &= ~(unsigned)BERTH_ACT_REGISTRY;
     else
         out->actions &= BERTH_ACT_CATALOG;
     return 0;
@@ -286,7 +290,7 @@ int berth_policy_new(struct berth_policy **out, const struct berth_policy_group 
                                         "'%.64s'", i + 1, r->users[j] + 6);
                 goto done;
             }
-        if ((r->actions & ~(unsigned)BERTH_ACT_CATALOG) && !r->nrepositories) {
+        if ((r->actions & ~(unsigned)BERTH_ACT_REGISTRY) && !r->nrepositories) {
             error = berth_error_set(BERTH_EINVALID, "auth.access rule %zu: no repository", i + 1);
             goto done;
         }
@@ -336,7 +340,7 @@ unsigned berth_policy_actions(const struct berth_policy *p, const char *user, co
         const struct berth_policy_rule *r = &p->rules[i];
         if (!names_user(p, r, user))
             continue;
-        acts |= r->actions & BERTH_ACT_CATALOG;
+        acts |= r->actions & BERTH_ACT_REGISTRY;
         if (!repo)
             continue;
         for (size_t j = 0; j < r->nrepositories; j++)
@@ -346,7 +350,7 @@ unsigned berth_policy_actions(const struct berth_policy *p, const char *user, co
             }
     }
     if (!repo)
-        acts &= BERTH_ACT_CATALOG;
+        acts &= BERTH_ACT_REGISTRY;
     return acts;
 }
 
@@ -363,8 +367,30 @@ unsigned berth_policy_grant(const struct berth_policy *p, const char *user,
         return 0;
     if (!strcmp(s->type, "registry") && !strcmp(s->name, "catalog"))
         return berth_policy_actions(p, user, NULL) & s->actions & BERTH_ACT_CATALOG;
+    /* registry:admin:* — the "*" of a registry scope is the catalog bit */
+    if (!strcmp(s->type, "registry") && !strcmp(s->name, "admin")) {
+        if (!(berth_policy_actions(p, user, NULL) & BERTH_ACT_ADMIN))
+            return 0;
+        return s->actions & BERTH_ACT_CATALOG;
+    }
     if (strcmp(s->type, "repository") != 0 || berth_name_check(s->name, strlen(s->name)) < 0)
         return 0;
     return berth_policy_actions(p, user, s->name) & s->actions &
            (unsigned)(BERTH_ACT_PULL | BERTH_ACT_PUSH | BERTH_ACT_DELETE);
+}
+
+int berth_addr_is_loopback(const char *addr)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (!addr)
+        return 0;
+    if (inet_pton(AF_INET, addr, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, addr, &a6) != 1)
+        return 0;
+    if (IN6_IS_ADDR_LOOPBACK(&a6))
+        return 1;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
 }

@@ -10,22 +10,29 @@
 
 #include <stddef.h>
 
-/* Actions are bits, so a grant is a set. */
+/* Actions are bits, so a grant is a set. BERTH_ACT_ADMIN (garbage
+ * collection endpoints, docs/gc.md) is registry-wide like the catalog and is
+ * never part of "*": a rule grants it only by naming it. */
 enum {
     BERTH_ACT_PULL = 1,
     BERTH_ACT_PUSH = 2,
     BERTH_ACT_DELETE = 4,
     BERTH_ACT_CATALOG = 8,
-    BERTH_ACT_ALL = 15
+    BERTH_ACT_ALL = 15,
+    BERTH_ACT_ADMIN = 16
 };
+
+/* The actions that ignore a rule's repositories. */
+#define BERTH_ACT_REGISTRY (BERTH_ACT_CATALOG | BERTH_ACT_ADMIN)
 
 /* Limits on what a request or a token can make us hold. */
 #define BERTH_SCOPE_MAX 1024       /* bytes in one scope string */
 #define BERTH_SCOPE_NAME_MAX 512   /* bytes in its resource name */
 #define BERTH_PATTERN_MAX 255      /* bytes in a repository pattern */
 
-/* "pull" → BERTH_ACT_PULL ...; "*" → BERTH_ACT_ALL; 0 when unknown. `len`
- * bytes, not NUL-terminated. */
+/* "pull" → BERTH_ACT_PULL ..., "admin" → BERTH_ACT_ADMIN; "*" →
+ * BERTH_ACT_ALL (without admin); 0 when unknown. `len` bytes, not
+ * NUL-terminated. */
 unsigned berth_action_parse(const char *s, size_t len);
 /* "pull,push" style list of the bits in `actions` (catalog alone gives "*",
  * the token spec's catalog action). Returns the snprintf length. */
@@ -37,6 +44,10 @@ size_t berth_actions_format(char *buf, size_t size, unsigned actions);
  * The name may itself hold ':' (a "host:5000/x" name), so the type ends at
  * the first ':' and the actions start after the last one. Unknown action
  * words are dropped (they can never be granted); `actions` may end up 0.
+ * A "registry" scope has one action, "*", recorded as BERTH_ACT_CATALOG
+ * whatever its name: "registry:catalog:*" and "registry:admin:*" (the token
+ * form of BERTH_ACT_ADMIN) both parse to BERTH_ACT_CATALOG, so tokens carry
+ * them as the token spec writes them.
  */
 struct berth_scope {
     char type[32];                      /* "repository", "registry", ... */
@@ -94,17 +105,24 @@ int berth_policy_new(struct berth_policy **out, const struct berth_policy_group 
 void berth_policy_free(struct berth_policy *p);
 
 /* The actions `user` (NULL: anonymous) may take on `repo`; BERTH_ACT_CATALOG
- * is included when any of the user's rules grants it, whatever `repo` is
- * (`repo` may be NULL to ask about the catalog alone). */
+ * and BERTH_ACT_ADMIN are included when any of the user's rules grants them,
+ * whatever `repo` is (`repo` may be NULL to ask about those alone). Without
+ * rules an authenticated user gets BERTH_ACT_ALL: never admin. */
 unsigned berth_policy_actions(const struct berth_policy *p, const char *user, const char *repo);
 /* 1 when every bit of `actions` is allowed, else 0. */
 int berth_policy_allowed(const struct berth_policy *p, const char *user, const char *repo,
                          unsigned actions);
 /* The subset of a requested scope the policy grants: repository scopes with
  * a class-less, valid repository name get the allowed part of their actions;
- * "registry:catalog" gets BERTH_ACT_CATALOG when allowed; anything else
- * gets 0. */
+ * "registry:catalog" gets BERTH_ACT_CATALOG when the catalog is allowed,
+ * "registry:admin" gets BERTH_ACT_CATALOG (its "*") when admin is allowed;
+ * anything else gets 0. */
 unsigned berth_policy_grant(const struct berth_policy *p, const char *user,
                             const struct berth_scope *s);
+
+/* 1 when `addr` (text form, as the HTTP layer logs it) is a loopback
+ * address: 127.0.0.0/8, ::1 or ::ffff:127.x.y.z. Without any auth
+ * configured the admin endpoints answer only to these (docs/gc.md). */
+int berth_addr_is_loopback(const char *addr);
 
 #endif

@@ -44,6 +44,10 @@ static const struct route routes[] = {
     { "end-12b", M_READ,   R_REFERRERS, "artifactType", NULL,            h_referrers,       PULL },
     { "end-12a", M_READ,   R_REFERRERS, NULL,           NULL,            h_referrers,       PULL },
     { "catalog", M_READ,   R_CATALOG,   NULL,           NULL,            h_catalog,         LIST },
+    /* berth's own (docs/gc.md) */
+    { "gc-run",  M_POST,   R_GC,        NULL,           NULL,            h_gc_start,        ADMIN },
+    { "gc-stat", M_READ,   R_GC,        NULL,           NULL,            h_gc_status,       ADMIN },
+    { "repo-rm", M_DELETE, R_REPO,      NULL,           NULL,            h_repo_delete,     DEL },
 };
 
 static const struct anchor {
@@ -110,6 +114,22 @@ static int split(const char *rest, size_t len, enum shape *shape, size_t *name_l
     if (*shape == R_UPLOADS && *ref_len)
         *shape = R_UPLOAD;
     return 0;
+}
+
+/* After "/v2/_berth/": "gc", or "repositories/<name>" (the name is checked
+ * by the caller like any other). 0 or -1 (no such endpoint). */
+static int split_own(const char *rest, size_t len, enum shape *shape, size_t *name_len)
+{
+    if (len == 2 && !memcmp(rest, "gc", 2)) {
+        *shape = R_GC;
+        return 0;
+    }
+    if (len > 13 && !memcmp(rest, "repositories/", 13)) {
+        *shape = R_REPO;
+        *name_len = len - 13;
+        return 0;
+    }
+    return -1;
 }
 
 static int upload_id_ok(const char *s, size_t len)
@@ -189,6 +209,10 @@ int berth_route_match(unsigned method, const char *path, size_t len,
         out->shape = R_BASE;
     } else if (rest_len == 8 && !memcmp(rest, "_catalog", 8)) {
         out->shape = R_CATALOG;
+    } else if (rest_len >= 7 && !memcmp(rest, "_berth/", 7)) {
+        if (split_own(rest + 7, rest_len - 7, &out->shape, &name_len) < 0)
+            return refuse(out, 404, BERTH_OCI_NAME_UNKNOWN, "unknown API path");
+        rest += 7 + (out->shape == R_REPO ? 13 : 0);
     } else if (split(rest, rest_len, &out->shape, &name_len, &ref, &ref_len) < 0) {
         return refuse(out, 404, BERTH_OCI_NAME_UNKNOWN, "unknown API path");
     }
@@ -208,7 +232,7 @@ int berth_route_match(unsigned method, const char *path, size_t len,
         return refuse(out, shape_seen ? 405 : 404, BERTH_OCI_UNSUPPORTED,
                       shape_seen ? "method not allowed" : "unknown API path");
 
-    if (out->shape != R_BASE && out->shape != R_CATALOG) {
+    if (out->shape != R_BASE && out->shape != R_CATALOG && out->shape != R_GC) {
         if (name_len > BERTH_NAME_MAX)
             return refuse(out, (unsigned)berth_oci_status(BERTH_OCI_NAME_INVALID),
                           BERTH_OCI_NAME_INVALID, "repository name too long");

@@ -3,7 +3,9 @@
  * shape is found by its rightmost anchor (`/blobs/uploads/`, `/blobs/`,
  * `/manifests/`, `/tags/list`, `/referrers/`) because <name> may itself
  * contain slashes; the name and the reference are validated here, so a
- * handler only ever sees a well-formed name and reference. The parser,
+ * handler only ever sees a well-formed name and reference. berth's own
+ * endpoints live under /v2/_berth/ (a repository name never starts with
+ * '_', as /v2/_catalog relies on too). The parser,
  * berth_route_match, is a pure function (no libmicrohttpd, no request):
  * router_dispatch is its thin adapter for http.c, and the unit tests and
  * fuzz/fuzz_route.c call it directly.
@@ -20,10 +22,12 @@ struct request;
 
 typedef void (*handler_fn)(struct request *req);
 
-enum shape { R_BASE, R_CATALOG, R_BLOB, R_UPLOADS, R_UPLOAD, R_MANIFEST, R_TAGS, R_REFERRERS };
+enum shape { R_BASE, R_CATALOG, R_BLOB, R_UPLOADS, R_UPLOAD, R_MANIFEST, R_TAGS, R_REFERRERS,
+             R_GC,    /* /v2/_berth/gc */
+             R_REPO }; /* /v2/_berth/repositories/<name> */
 
-/* The access a route needs, for the authorization layer to come. */
-enum access { NONE, PULL, PUSH, DEL, LIST };
+/* The access a route needs (authn.h's enum berth_access, same order). */
+enum access { NONE, PULL, PUSH, DEL, LIST, ADMIN };
 
 struct route {
     const char *id;      /* the distribution-spec endpoint id: "end-2", ... */

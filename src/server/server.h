@@ -12,6 +12,8 @@
 #include "../store/store.h"
 
 struct berth_authn;
+struct berth_gcrun;
+struct berth_maint_config;
 
 struct berth_server_config {
     const char *addr;          /* "host:port", "[v6]:port" or ":port"; default "0.0.0.0:5000" */
@@ -26,6 +28,10 @@ struct berth_server_config {
     char *const *tls_clientcas; /* client certificates required when ntls_clientcas > 0 */
     size_t ntls_clientcas;
     int tls_minimum;            /* 12 or 13 */
+    /* berth.immutabletags and berth.quotas (rules.h) and the garbage
+     * collector the admin endpoint drives (gcrun.h); borrowed, may be NULL */
+    const struct berth_maint_config *maint;
+    struct berth_gcrun *gcrun;
 };
 
 struct berth_server;

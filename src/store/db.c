@@ -11,13 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/error.h"
 #include "db.h"
 #include "fault.h"
 
 /*
- * Schema version 1. Portable SQL: runs on PostgreSQL with BLOB → BYTEA and
+ * Schema version 1 (a fresh database is created at version 1, then upgraded
+ * like any other). Portable SQL: runs on PostgreSQL with BLOB → BYTEA and
  * INTEGER PRIMARY KEY → BIGSERIAL. Names sort byte-wise (SQLite's BINARY
  * collation; COLLATE "C" on PostgreSQL). Times are unix seconds.
  * manifests.body holds the exact pushed bytes, so a GET by tag is one
@@ -77,6 +79,23 @@ static const char schema_v1[] =
     ");\n"
     "CREATE INDEX uploads_updated ON uploads (updated);\n";
 
+/*
+ * Schema version 2 (online garbage collection, docs/gc.md):
+ *  - repo_blobs.linked: when the link was made or last renewed (upload
+ *    commit, mount). An unreferenced link is kept for the grace period so a
+ *    push in flight (blobs first, manifest last) is never broken; links that
+ *    existed before the upgrade get a full grace period from the upgrade.
+ *  - counters: named generation numbers shared by every process on the
+ *    store ('tags': bumped by every tag change, for cross-process caches).
+ */
+static const char schema_v2[] =
+    "ALTER TABLE repo_blobs ADD COLUMN linked INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE TABLE counters (\n"
+    "    name TEXT PRIMARY KEY,\n"
+    "    value INTEGER NOT NULL\n"
+    ");\n"
+    "INSERT INTO counters (name, value) VALUES ('tags', 0);\n";
+
 #define MANIFEST_COLS "m.digest, m.media_type, m.size"
 #define BY_DIGEST " FROM repositories r JOIN manifests m ON m.repo_id = r.id" \
                   " WHERE r.name = ?1 AND m.digest = ?2"
@@ -97,8 +116,10 @@ static const char *const sql[BERTH_SQL__COUNT] = {
     [BERTH_SQL_BLOB_INSERT] = "INSERT INTO blobs (digest, size, created) VALUES (?1, ?2, ?3)"
                               " ON CONFLICT (digest) DO NOTHING",
     [BERTH_SQL_REPO_BLOB_HAS] = "SELECT 1 FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
-    [BERTH_SQL_REPO_BLOB_LINK] = "INSERT INTO repo_blobs (repo_id, digest) VALUES (?1, ?2)"
-                                 " ON CONFLICT (repo_id, digest) DO NOTHING",
+    /* A re-push or re-mount restarts the link's grace period (gc.c). */
+    [BERTH_SQL_REPO_BLOB_LINK] = "INSERT INTO repo_blobs (repo_id, digest, linked)"
+                                 " VALUES (?1, ?2, :now) ON CONFLICT (repo_id, digest)"
+                                 " DO UPDATE SET linked = excluded.linked",
     [BERTH_SQL_REPO_BLOB_UNLINK] = "DELETE FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2",
     [BERTH_SQL_MANIFEST_HAS] = "SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2",
     [BERTH_SQL_MANIFEST_BY_DIGEST] = "SELECT " MANIFEST_COLS ", m.body" BY_DIGEST,
@@ -140,6 +161,12 @@ static const char *const sql[BERTH_SQL__COUNT] = {
     [BERTH_SQL_UPLOAD_DELETE] = "DELETE FROM uploads WHERE id = ?1",
     [BERTH_SQL_UPLOAD_STALE] = "SELECT id FROM uploads WHERE updated < ?1",
     [BERTH_SQL_UPLOAD_EXISTS] = "SELECT 1 FROM uploads WHERE id = ?1",
+};
+
+/* Statements with a `:now` parameter that berth_db_stmt binds itself, so
+ * callers that know nothing of the stamp (mount, upload commit) set it. */
+static const unsigned char stamped[BERTH_SQL__COUNT] = {
+    [BERTH_SQL_REPO_BLOB_LINK] = 1,
 };
 
 struct conn {
@@ -204,6 +231,26 @@ static void conn_destroy(void *p)
     conn_close(c);
 }
 
+/* Polls of the write lock before giving up: 10 of 1 ms, then 2 ms each,
+ * about 5 s in all. */
+#define BUSY_POLLS 2505
+
+/*
+ * Waiting for the write lock: poll every millisecond or two, for about 5 s.
+ * SQLite's own busy timeout backs off to 100 ms sleeps, so a writer that has
+ * waited a while keeps missing the short gaps between the transactions of a
+ * long job (garbage collection commits batch after batch) and starves;
+ * polling finely lets it in at the next gap.
+ */
+static int busy_wait(void *ctx, int n)
+{
+    (void)ctx;
+    if (n >= BUSY_POLLS)
+        return 0;
+    sqlite3_sleep(n < 10 ? 1 : 2);
+    return 1;
+}
+
 static int conn_open(struct conn **out, struct berth_db *db)
 {
     const char *pragmas = db->no_fsync ? "PRAGMA synchronous = OFF; PRAGMA foreign_keys = ON"
@@ -221,7 +268,7 @@ static int conn_open(struct conn **out, struct berth_db *db)
         goto done;
     }
     sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_busy_handler(c->db, busy_wait, NULL);
     if ((rc = sqlite3_exec(c->db, pragmas, NULL, NULL, NULL)) != SQLITE_OK)
         error = sqlite_error(c->db, rc, "cannot configure database");
 done:
@@ -269,6 +316,12 @@ int berth_db_stmt(sqlite3_stmt **out, struct berth_db *db, enum berth_db_sql id)
                                 NULL);
         if (rc != SQLITE_OK)
             return sqlite_error(c->db, rc, "cannot prepare statement");
+    }
+    if (stamped[id]) {
+        int i = sqlite3_bind_parameter_index(c->stmt[id], ":now");
+
+        if ((rc = sqlite3_bind_int64(c->stmt[id], i, (sqlite3_int64)time(NULL))) != SQLITE_OK)
+            return sqlite_error(c->db, rc, "cannot bind parameter");
     }
     *out = c->stmt[id];
     return 0;
@@ -350,6 +403,23 @@ void berth_db_rollback(struct berth_db *db)
     sqlite3_reset(s);
 }
 
+/* Inside migrate()'s transaction. */
+static int migrate_v2(struct conn *c)
+{
+    sqlite3_stmt *s = NULL;
+    int rc, error;
+
+    if ((rc = sqlite3_exec(c->db, schema_v2, NULL, NULL, NULL)) != SQLITE_OK)
+        return sqlite_error(c->db, rc, "cannot upgrade schema to version 2");
+    rc = sqlite3_prepare_v2(c->db, "UPDATE repo_blobs SET linked = ?1", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite_error(c->db, rc, "cannot upgrade schema to version 2");
+    if ((error = berth_db_bind_int(s, 1, (int64_t)time(NULL))) == 0)
+        error = berth_db_step(s);
+    sqlite3_finalize(s);
+    return error < 0 ? error : 0;
+}
+
 static int migrate(struct berth_db *db)
 {
     struct conn *c;
@@ -386,7 +456,9 @@ static int migrate(struct berth_db *db)
             goto done;
         }
     }
-    /* Later versions: `if (version < 2) { ALTER ... }`, then bump user_version. */
+    if (version < 2 && (error = migrate_v2(c)) < 0)
+        goto done;
+    /* Later versions: `if (version < 3) { ALTER ... }`, then bump user_version. */
     if (version < BERTH_DB_SCHEMA_VERSION) {
         char set[64];
 

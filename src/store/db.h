@@ -1,7 +1,8 @@
 /*
  * Metadata database (internal to src/store): the SQLite schema, every SQL
  * statement the store runs, and per-thread connections. Each thread gets
- * its own connection (busy timeout 5 s, WAL, synchronous=FULL) with its
+ * its own connection (waits up to about 5 s for the write lock, polling
+ * every 1-2 ms; WAL, synchronous=FULL) with its
  * statements prepared once and cached, so a hot-path lookup is one step of
  * an already prepared statement. The request path's SQL lives in db.c;
  * maintenance modules (gc.c, retention.c, usage.c, fsck.c) keep their
@@ -16,7 +17,7 @@
 
 #include <sqlite3.h>
 
-#define BERTH_DB_SCHEMA_VERSION 1
+#define BERTH_DB_SCHEMA_VERSION 2
 
 /* Statement ids: the SQL for each is in db.c (same order). */
 enum berth_db_sql {
@@ -65,7 +66,8 @@ void berth_db_free(struct berth_db *db);
 
 /* The calling thread's cached, reset statement `id` (opening the thread's
  * connection on first use). After use the caller must sqlite3_reset() it:
- * a SELECT left un-reset pins a read snapshot. */
+ * a SELECT left un-reset pins a read snapshot. A statement with a `:now`
+ * parameter (the repo_blobs link stamp) comes with the current time bound. */
 int berth_db_stmt(sqlite3_stmt **out, struct berth_db *db, enum berth_db_sql id);
 /* Prepare `sqltext` on the calling thread's connection (not cached: the
  * caller sqlite3_finalize()s *out; NULL on failure). For cold paths. */

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@ enum { UNREAD, OFF, ON };
 
 struct rule {
     char site[SITE_MAX];
-    int err;        /* errno to fail with */
+    int err;        /* errno to fail with; 0: kill the process instead */
     uint64_t nth;   /* fail exactly this call (1-based); 0 with a probability */
     double p;       /* probability of failing each call */
     uint64_t salt;  /* hash of the site, mixed into the random decision */
@@ -52,7 +53,8 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-/* "name:N" or "name:pX" (name may end in _nospc) → a rule; 0 ok, -1 malformed. */
+/* "name:N", "name:pX" (name may end in _nospc) or "name:kN" → a rule; 0 ok,
+ * -1 malformed. */
 static int parse_rule(struct rule *r, const char *entry, size_t len)
 {
     const char *colon = memchr(entry, ':', len);
@@ -81,8 +83,14 @@ static int parse_rule(struct rule *r, const char *entry, size_t len)
         if (errno || end == num + 1 || *end || !(r->p >= 0.0 && r->p <= 1.0))
             return -1;
     } else {
-        r->nth = strtoull(num, &end, 10);
-        if (errno || end == num || *end || r->nth == 0 || num[0] == '-')
+        const char *n = num;
+
+        if (num[0] == 'k') {
+            r->err = 0;
+            n++;
+        }
+        r->nth = strtoull(n, &end, 10);
+        if (errno || end == n || *end || r->nth == 0 || n[0] == '-')
             return -1;
     }
     return 0;
@@ -129,6 +137,8 @@ int berth_fault_check(const char *site)
     }
     if (!fail)
         return 0;
+    if (err == 0)
+        raise(SIGKILL); /* a crash at a chosen point (kill -9 tests) */
     errno = err;
     return -1;
 }

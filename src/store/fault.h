@@ -18,13 +18,17 @@
  *                           a hash of BERTH_FAULT_SEED (default 0), the site
  *                           and the call's number: a run is reproducible as
  *                           long as the calls come in the same order
+ *   gc_sweep:k3             kill the process (raise(SIGKILL), as kill -9) at
+ *                           the 3rd call of gc_sweep instead of failing it
+ *                           (any site takes kN)
  *
  * Calls are counted per site from process start, startup included (opening
  * the store commits one transaction; a fresh root fsyncs its directories).
  * Malformed entries are ignored. Sites: upload_write (before each write of
  * upload data), upload_fsync (before the fsync at commit), blob_link (before
  * link/rename into blobs/), dir_fsync (before fsync of a directory under
- * blobs/), db_commit (before COMMIT).
+ * blobs/), db_commit (before COMMIT), gc_sweep (garbage collection, after
+ * each blob or orphan file removed, before its batch commits).
  *
  * Thread-safe. When BERTH_FAULTS is unset the cost is one load and one
  * well-predicted branch.

@@ -82,6 +82,11 @@ typedef int (*berth_usage_cb)(void *ctx, const char *repo, const struct berth_us
  * order, with its own usage (repositories = 1). */
 int berth_store_usage_each(struct berth_store *st, const char *prefix, berth_usage_cb cb,
                            void *ctx);
+/* 1 when some repository of `scope` (as for berth_store_usage) links blob
+ * `d`: storing it again in that scope adds nothing to its dedup usage (a
+ * quota check for a mount or a push of a layer shared in a namespace). */
+int berth_store_blob_in_scope(struct berth_store *st, const char *scope,
+                              const struct berth_digest *d);
 /* Tags of `repo` pointing at manifest `d` (to refuse deleting an immutable
  * one). An unknown repository or digest gives none. */
 int berth_store_tags_of(struct berth_store *st, const char *repo, const struct berth_digest *d,

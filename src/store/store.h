@@ -112,6 +112,13 @@ struct berth_manifest_put {
     const uint8_t *body;            /* exact bytes pushed */
     size_t len;
     const struct berth_digest *digest; /* digest of body */
+    /* Called inside the write transaction for each tag that exists and
+     * points at another digest (the put would move it): 0 allows the move,
+     * a negative error (already set with berth_error_set*) refuses the whole
+     * put. Inside the transaction, so no concurrent push can slip between
+     * the check and the move (immutable tags). NULL: every move allowed. */
+    int (*tag_guard)(void *ctx, const char *repo, const char *tag, const char *old_digest);
+    void *guard_ctx;
 };
 
 /* Store a manifest: check that every config/layer blob is linked to the
@@ -146,10 +153,12 @@ int berth_store_tag_delete(struct berth_store *st, const char *repo, const char 
 
 typedef int (*berth_str_cb)(void *ctx, const char *s);
 
-/* Tag-set generation: changes after every committed tag write (put with a
- * tag, tag delete, manifest delete). Read it before berth_store_tags(): a
- * listing made after reading generation g is current while the generation
- * is still g, so callers may cache it under g. */
+/* Tag-set generation: changes with every committed tag write (put with a
+ * tag, tag delete, manifest delete, retention, repository delete), in this
+ * process or another one on the same store (`berth gc`): it is a counter in
+ * the database. Read it before berth_store_tags(): a listing made after
+ * reading generation g is current while the generation is still g, so
+ * callers may cache it under g. */
 uint64_t berth_store_tags_gen(struct berth_store *st);
 /* Tags of `repo` after `last` (exclusive; NULL from the start), at most `n`
  * (n < 0: no limit). *more = 1 when more remain after the last one given.

@@ -20,8 +20,20 @@ struct berth_store {
     struct berth_db *db;
     struct berth_blob_backend *blobs;
     struct berth_upload_table *uploads;
-    uint64_t tags_gen; /* bumped after every tag write: berth_store_tags_gen() */
+    /* Tag-set generation (berth_store_tags_gen, store.c): */
+    uint64_t tags_gen;      /* this process's tag writes (used without tags_shared) */
+    uint64_t *tags_shared;  /* <root>/tags.gen mapped shared: every process's writes */
+    uint64_t tags_db;       /* counters 'tags' as last read from the database */
+    int64_t tags_db_at;     /* when (monotonic ms); re-read at most once a second */
 };
+
+/* Tag-set generation (berth_store_tags_gen): every transaction that changes
+ * tags calls berth_store_tags_touch inside it (the durable counter in the
+ * database) and berth_store_tags_changed after it ends (the shared counter
+ * every process maps, also on failure: a spurious bump only costs a cache
+ * miss). */
+int berth_store_tags_touch(struct berth_store *st);
+void berth_store_tags_changed(struct berth_store *st);
 
 /* Id of repository `repo`: 1 found, 0 absent, or a negative error. */
 int berth_store_repo_id(struct berth_store *st, const char *repo, int64_t *id);

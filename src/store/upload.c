@@ -185,6 +185,30 @@ static void drop(struct berth_upload_table *t, struct session *s)
     free(s);
 }
 
+/* Forget the entry of a session whose row is gone (purged by another
+ * process, repository deleted), unless a request holds it: the holder finds
+ * the row gone itself and drops the entry. */
+static void forget(struct berth_upload_table *t, const char *id)
+{
+    struct session **pp, *s = NULL;
+
+    pthread_mutex_lock(&t->lock);
+    for (pp = &t->bucket[bucket_of(id)]; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) == 0) {
+            if (!(*pp)->busy) {
+                s = *pp;
+                *pp = s->next;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (s) {
+        berth_hasher_dispose(&s->h);
+        free(s);
+    }
+}
+
 /* ---- database helpers ---- */
 
 /* Acknowledged offset and repository of session `id` in `repo`: 1, 0 unknown. */
@@ -369,8 +393,11 @@ int berth_upload_open(struct berth_upload **out, struct berth_store *st, const c
         return upload_unknown(id);
     if ((error = row_get(st, repo, id, &received, &repo_id)) < 0)
         return error;
-    if (error == 0)
+    if (error == 0) {
+        if (row_by_id(st, BERTH_SQL_UPLOAD_EXISTS, id) == 0)
+            forget(st->uploads, id);
         return upload_unknown(id);
+    }
     if ((error = acquire(&s, st->uploads, id)) < 0)
         return error;
     if ((path = upload_path(st, id)) == NULL) {
@@ -501,9 +528,16 @@ int berth_upload_close(struct berth_upload *u, int keep)
         if ((error = berth_db_stmt(&s, u->st->db, BERTH_SQL_UPLOAD_UPDATE)) == 0) {
             if ((error = berth_db_bind_text(s, 1, u->s->id)) == 0 &&
                 (error = berth_db_bind_int(s, 2, (int64_t)u->off)) == 0 &&
-                (error = berth_db_bind_int(s, 3, now())) == 0)
-                error = berth_db_step(s);
+                (error = berth_db_bind_int(s, 3, now())) == 0 &&
+                (error = berth_db_step(s)) == 0 && sqlite3_changes(sqlite3_db_handle(s)) == 0)
+                error = upload_unknown(u->s->id);
             sqlite3_reset(s);
+        }
+        if (error == BERTH_ENOTFOUND) {
+            /* the row vanished while we wrote (purged, repository deleted) */
+            drop(u->st->uploads, u->s);
+            upload_free(u);
+            return error;
         }
         if (error < 0)
             rollback(u); /* not acknowledged: the client resends from the old offset */
@@ -517,16 +551,29 @@ int berth_upload_close(struct berth_upload *u, int keep)
     return error;
 }
 
-/* Record the verified blob and end the session, in one transaction. */
-static int record_blob(struct berth_upload *u, const struct berth_digest *d)
+/*
+ * Place the verified blob and record it, ending the session, all under the
+ * database write lock: garbage collection removes a blob file only while
+ * holding that lock too (gc.c), so it never sweeps a file between its
+ * placement here and the row that makes it live. A session whose row
+ * vanished meanwhile (purged, repository deleted) stores nothing.
+ */
+static int store_blob(struct berth_upload *u, const struct berth_digest *d)
 {
-    struct berth_db *db = u->st->db;
+    struct berth_store *st = u->st;
+    struct berth_db *db = st->db;
     sqlite3_stmt *s;
     int error;
 
     if ((error = berth_db_begin(db)) < 0)
         return error;
-    if ((error = berth_db_stmt(&s, db, BERTH_SQL_BLOB_INSERT)) < 0)
+    if ((error = row_by_id(st, BERTH_SQL_UPLOAD_EXISTS, u->s->id)) <= 0) {
+        if (error == 0)
+            error = upload_unknown(u->s->id);
+        goto done;
+    }
+    if ((error = st->blobs->commit(st->blobs, d, u->path, u->fd, u->off)) < 0 ||
+        (error = berth_db_stmt(&s, db, BERTH_SQL_BLOB_INSERT)) < 0)
         goto done;
     if ((error = berth_db_bind_text(s, 1, d->str)) == 0 &&
         (error = berth_db_bind_int(s, 2, (int64_t)u->off)) == 0 &&
@@ -539,7 +586,7 @@ static int record_blob(struct berth_upload *u, const struct berth_digest *d)
         (error = berth_db_bind_text(s, 2, d->str)) == 0)
         error = berth_db_step(s);
     sqlite3_reset(s);
-    if (error < 0 || (error = row_by_id(u->st, BERTH_SQL_UPLOAD_DELETE, u->s->id)) < 0)
+    if (error < 0 || (error = row_by_id(st, BERTH_SQL_UPLOAD_DELETE, u->s->id)) < 0)
         goto done;
     error = berth_db_commit(db);
 done:
@@ -586,8 +633,7 @@ int berth_upload_commit(struct berth_upload *u, const struct berth_digest *expec
      * renamed into place): it must never be written or truncated again, so a
      * failure ends the session (the client starts over; the blob file, if
      * placed, is an orphan for garbage collection or the next commit). */
-    if ((error = st->blobs->commit(st->blobs, &got, u->path, u->fd, u->off)) < 0 ||
-        (error = record_blob(u, &got)) < 0) {
+    if ((error = store_blob(u, &got)) < 0) {
         struct session *s = u->s;
 
         unlink(u->path);
@@ -632,6 +678,41 @@ int berth_upload_cancel(struct berth_store *st, const char *repo, const char *id
     if ((error = acquire(&s, st->uploads, id)) < 0)
         return error;
     return remove_session(st, s);
+}
+
+/* Forget in-memory entries of sessions whose row is gone (removed by a
+ * `berth gc` in another process, or with their repository). */
+static int sweep_table(struct berth_store *st)
+{
+    struct berth_upload_table *t = st->uploads;
+    char (*ids)[BERTH_UPLOAD_ID_MAX] = NULL, (*grown)[BERTH_UPLOAD_ID_MAX];
+    size_t n = 0, cap = 0, i, b;
+    struct session *s;
+    int error = 0;
+
+    pthread_mutex_lock(&t->lock);
+    for (b = 0; b < BUCKETS && error == 0; b++) {
+        for (s = t->bucket[b]; s && error == 0; s = s->next) {
+            if (s->busy)
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                if ((grown = realloc(ids, cap * sizeof(*ids))) == NULL) {
+                    error = berth_error_set(BERTH_ERROR, "out of memory");
+                    break;
+                }
+                ids = grown;
+            }
+            memcpy(ids[n++], s->id, sizeof(s->id));
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+    for (i = 0; i < n && error >= 0; i++) {
+        if ((error = row_by_id(st, BERTH_SQL_UPLOAD_EXISTS, ids[i])) == 0)
+            forget(t, ids[i]);
+    }
+    free(ids);
+    return error < 0 ? error : 0;
 }
 
 /* Remove files in uploads/ that no session row names, older than cutoff. */
@@ -703,7 +784,8 @@ int berth_upload_purge(struct berth_store *st, int64_t max_age_sec, int *removed
     }
     /* An upload file is created just before its row: spare young strays. */
     stray_cutoff = cutoff < now() - 60 ? cutoff : now() - 60;
-    error = purge_strays(st, stray_cutoff, &count);
+    if ((error = purge_strays(st, stray_cutoff, &count)) == 0)
+        error = sweep_table(st);
 done:
     for (i = 0; i < nids; i++)
         free(ids[i]);

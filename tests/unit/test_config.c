@@ -277,6 +277,157 @@ static void test_auth_errors(void **state)
     berth_config_dispose(&cfg);
 }
 
+/* ---- berth.gc.*, berth.retention, berth.immutabletags, berth.quotas ---- */
+
+static void test_maint_defaults_and_scalars(void **state)
+{
+    static const char yaml[] = "berth:\n"
+                               "  gc:\n"
+                               "    interval: 0\n"
+                               "    grace: 30m\n"
+                               "    untagged: true\n"
+                               "    batch: 100\n";
+    char e1[] = "REGISTRY_BERTH_GC_INTERVAL=2d", e2[] = "REGISTRY_BERTH_GC_GRACE=0s";
+    char *env[] = { e1, e2, NULL };
+    struct berth_config cfg;
+    struct warns w = { 0 };
+    (void)state;
+    berth_config_init(&cfg);
+    assert_int_equal(cfg.maint.gc_interval_ms, 24LL * 3600 * 1000);
+    assert_int_equal(cfg.maint.gc_grace_ms, 24LL * 3600 * 1000);
+    assert_int_equal(cfg.maint.gc_untagged, 0);
+    assert_int_equal(cfg.maint.gc_batch, 500);
+    assert_int_equal(cfg.maint.nretention + cfg.maint.nimmutable + cfg.maint.nquotas, 0);
+    assert_int_equal(parse(&cfg, yaml, &w), 0);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(cfg.maint.gc_interval_ms, 0); /* 0 disables scheduled runs */
+    assert_int_equal(cfg.maint.gc_grace_ms, 30LL * 60 * 1000);
+    assert_int_equal(cfg.maint.gc_untagged, 1);
+    assert_int_equal(cfg.maint.gc_batch, 100);
+    assert_int_equal(berth_config_env(&cfg, env, warn_cb, &w), 0);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(cfg.maint.gc_interval_ms, 2LL * 86400 * 1000);
+    assert_int_equal(cfg.maint.gc_grace_ms, 0);
+    assert_int_equal(berth_config_set(&cfg, "berth.gc.batch", "7", NULL, NULL), 0);
+    assert_int_equal(cfg.maint.gc_batch, 7);
+    assert_int_equal(berth_config_set(&cfg, "berth.gc.batch", "0", NULL, NULL), BERTH_EINVALID);
+    assert_int_equal(berth_config_set(&cfg, "berth.gc.untagged", "sometimes", NULL, NULL),
+                     BERTH_EINVALID);
+    assert_int_equal(berth_config_set(&cfg, "berth.gc.interval", "soon", NULL, NULL),
+                     BERTH_EINVALID);
+    assert_non_null(strstr(berth_error_msg(), "berth.gc.interval"));
+    /* list keys only come from the file */
+    assert_int_equal(berth_config_set(&cfg, "berth.quotas", "1", NULL, NULL), BERTH_EINVALID);
+    berth_config_dispose(&cfg);
+}
+
+static void test_days(void **state)
+{
+    int64_t ms;
+    (void)state;
+    assert_int_equal(berth_duration_parse(&ms, "30d"), 0);
+    assert_int_equal(ms, 30LL * 86400 * 1000);
+    assert_int_equal(berth_duration_parse(&ms, "1d12h"), 0);
+    assert_int_equal(ms, 36LL * 3600 * 1000);
+}
+
+static void test_maint_rules(void **state)
+{
+    static const char yaml[] = "berth:\n"
+                               "  retention:\n"
+                               "    - repositories: \"team-a/**\"\n"
+                               "      tags: \"^v[0-9]+\"\n"
+                               "      protect: \"-stable$\"\n"
+                               "      keep: 5\n"
+                               "      olderthan: 30d\n"
+                               "    - repositories: \"**\"\n"
+                               "      olderthan: 72h\n"
+                               "  immutabletags:\n"
+                               "    - tags: \"v*.*.*\"\n"
+                               "    - repositories: \"prod/*\"\n"
+                               "      tags: \"*\"\n"
+                               "  quotas:\n"
+                               "    - namespace: team-a/\n"
+                               "      limit: 10GiB\n"
+                               "    - repositories: \"scratch/*\"\n"
+                               "      limit: 512MiB\n";
+    const struct berth_maint_config *m;
+    struct berth_config cfg;
+    struct warns w = { 0 };
+    (void)state;
+    berth_config_init(&cfg);
+    assert_int_equal(parse(&cfg, yaml, &w), 0);
+    assert_int_equal(w.n, 0);
+    m = &cfg.maint;
+    assert_int_equal(m->nretention, 2);
+    assert_string_equal(m->retention[0].repositories, "team-a/**");
+    assert_string_equal(m->retention[0].tags, "^v[0-9]+");
+    assert_string_equal(m->retention[0].protect, "-stable$");
+    assert_int_equal(m->retention[0].keep, 5);
+    assert_int_equal(m->retention[0].older_than_sec, 30LL * 86400);
+    assert_null(m->retention[1].tags);
+    assert_null(m->retention[1].protect);
+    assert_int_equal(m->retention[1].keep, -1); /* no count limit */
+    assert_int_equal(m->retention[1].older_than_sec, 72LL * 3600);
+    assert_int_equal(m->nimmutable, 2);
+    assert_string_equal(m->immutable[0].repositories, "**"); /* the default */
+    assert_string_equal(m->immutable[0].tags, "v*.*.*");
+    assert_string_equal(m->immutable[1].repositories, "prod/*");
+    assert_int_equal(m->nquotas, 2);
+    assert_string_equal(m->quotas[0].namespace, "team-a"); /* trailing '/' dropped */
+    assert_null(m->quotas[0].repositories);
+    assert_int_equal(m->quotas[0].limit, 10ULL << 30);
+    assert_string_equal(m->quotas[1].repositories, "scratch/*");
+    assert_int_equal(m->quotas[1].limit, 512ULL << 20);
+    /* a second document replaces the lists (no leak: ASan build) */
+    assert_int_equal(parse(&cfg, "berth:\n  quotas:\n    - namespace: x\n      limit: 1k\n", &w),
+                     0);
+    assert_int_equal(cfg.maint.nquotas, 1);
+    berth_config_dispose(&cfg);
+}
+
+/* Each bad rule is refused naming the key and the rule's index. */
+static void test_maint_rule_errors(void **state)
+{
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        { "berth:\n  retention:\n    - tags: x\n", "berth.retention[0]': 'repositories' is "
+                                                  "required" },
+        { "berth:\n  retention:\n    - repositories: a\n    - repositories: b\n      tags: "
+          "\"v[\"\n", "berth.retention[1]': invalid tags regex" },
+        { "berth:\n  retention:\n    - repositories: a\n      protect: \"(\"\n",
+          "berth.retention[0]': invalid protect regex" },
+        { "berth:\n  retention:\n    - repositories: a\n      keep: -1\n", "keep must be" },
+        { "berth:\n  retention:\n    - repositories: a\n      olderthan: later\n",
+          "invalid olderthan" },
+        { "berth:\n  retention:\n    - repositories: a\n      protekt: x\n",
+          "unknown key 'protekt'" },
+        { "berth:\n  retention:\n    repositories: a\n", "expected a list of rules" },
+        { "berth:\n  retention:\n    - just-a-string\n", "each rule is a mapping" },
+        { "berth:\n  immutabletags:\n    - repositories: a\n", "berth.immutabletags[0]': "
+                                                              "'tags' is required" },
+        { "berth:\n  quotas:\n    - limit: 1k\n", "exactly one of" },
+        { "berth:\n  quotas:\n    - namespace: a\n      repositories: b\n      limit: 1k\n",
+          "exactly one of" },
+        { "berth:\n  quotas:\n    - namespace: a\n", "'limit' is required" },
+        { "berth:\n  quotas:\n    - namespace: a\n      limit: lots\n", "invalid limit" },
+        { "berth:\n  quotas:\n    - namespace: a/b\n      limit: 1k\n", "one path component" },
+        { "berth:\n  quotas:\n    - namespace: a\n      namespace: b\n      limit: 1k\n",
+          "given twice" },
+    };
+    struct berth_config cfg;
+    struct warns w = { 0 };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        berth_config_init(&cfg);
+        assert_int_equal(parse(&cfg, bad[i].yaml, &w), BERTH_EINVALID);
+        if (!strstr(berth_error_msg(), bad[i].want))
+            fail_msg("case %zu: '%s' does not contain '%s'", i, berth_error_msg(), bad[i].want);
+        berth_config_dispose(&cfg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +435,8 @@ int main(void)
         cmocka_unit_test(test_env_overrides), cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_durations),    cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_auth_and_tls), cmocka_unit_test(test_auth_errors),
+        cmocka_unit_test(test_maint_defaults_and_scalars), cmocka_unit_test(test_days),
+        cmocka_unit_test(test_maint_rules), cmocka_unit_test(test_maint_rule_errors),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Unit tests for src/server/policy.c: the glob table of docs/auth.md, scope
- * strings (types, classes, names with ':', malformed ones), action words and
- * the decisions of an access policy with groups, "*" and "anonymous". */
+ * strings (types, classes, names with ':', malformed ones), action words,
+ * the decisions of an access policy with groups, "*" and "anonymous", the
+ * admin action and the loopback test of the admin endpoints. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -205,6 +206,70 @@ static void test_policy_defaults_and_errors(void **state)
     assert_int_equal(berth_policy_new(&p, NULL, 0, &no_repo, 1), BERTH_EINVALID);
 }
 
+/* The admin action: registry-wide like the catalog, granted only by rules
+ * that name it ("*" and "no rules" never include it), "registry:admin:*" in
+ * tokens. */
+static void test_admin(void **state)
+{
+    static char *ops[] = { S("ops") }, *all_repos[] = { S("**") }, *any[] = { S("*") };
+    static char *dev[] = { S("dev") };
+    struct berth_policy_rule rules[] = {
+        { NULL, 0, ops, 1, BERTH_ACT_ADMIN },
+        { all_repos, 1, any, 1, BERTH_ACT_ALL },
+        { all_repos, 1, dev, 1, BERTH_ACT_ALL | BERTH_ACT_DELETE },
+    };
+    struct berth_policy *p;
+    struct berth_scope s;
+    (void)state;
+
+    assert_int_equal(berth_action_parse("admin", 5), BERTH_ACT_ADMIN);
+    assert_int_equal(berth_action_parse("*", 1) & BERTH_ACT_ADMIN, 0);
+    assert_int_equal(berth_policy_new(&p, NULL, 0, rules, 3), 0);
+    assert_int_equal(berth_policy_actions(p, "ops", NULL), BERTH_ACT_ADMIN | BERTH_ACT_CATALOG);
+    assert_int_equal(berth_policy_allowed(p, "ops", NULL, BERTH_ACT_ADMIN), 1);
+    assert_int_equal(berth_policy_allowed(p, "ops", "any/repo", BERTH_ACT_ADMIN), 1);
+    assert_int_equal(berth_policy_allowed(p, "dev", NULL, BERTH_ACT_ADMIN), 0);
+    assert_int_equal(berth_policy_allowed(p, "dev", "a", BERTH_ACT_DELETE), 1);
+    assert_int_equal(berth_policy_allowed(p, NULL, NULL, BERTH_ACT_ADMIN), 0);
+
+    /* token scopes: the "*" of a registry scope, whatever else is asked */
+    assert_int_equal(berth_scope_parse(&s, "registry:admin:*", 16), 0);
+    assert_int_equal(s.actions, BERTH_ACT_CATALOG);
+    assert_int_equal(berth_policy_grant(p, "ops", &s), BERTH_ACT_CATALOG);
+    assert_int_equal(berth_policy_grant(p, "dev", &s), 0);
+    assert_int_equal(berth_policy_grant(p, NULL, &s), 0);
+    /* a catalog grant is not an admin grant and the other way round */
+    assert_int_equal(berth_scope_parse(&s, "registry:catalog:*", 18), 0);
+    assert_int_equal(berth_policy_grant(p, "ops", &s), BERTH_ACT_CATALOG);
+    /* admin is never a repository action */
+    assert_int_equal(berth_scope_parse(&s, "repository:a:admin,pull", 23), 0);
+    assert_int_equal(s.actions, BERTH_ACT_PULL);
+    assert_int_equal(berth_policy_grant(p, "ops", &s), BERTH_ACT_PULL);
+    berth_policy_free(p);
+
+    /* no rules: every authenticated user may do everything but admin */
+    assert_int_equal(berth_policy_new(&p, NULL, 0, NULL, 0), 0);
+    assert_int_equal(berth_policy_allowed(p, "x", NULL, BERTH_ACT_ADMIN), 0);
+    berth_policy_free(p);
+}
+
+static void test_loopback(void **state)
+{
+    static const char *const yes[] = { "127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1" };
+    static const char *const no[] = { "192.0.2.2", "10.0.0.1", "128.0.0.1", "::", "::2",
+                                      "::ffff:192.0.2.2", "2001:db8::1", "-", "", "localhost",
+                                      "127.0.0.1x" };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        if (!berth_addr_is_loopback(yes[i]))
+            fail_msg("%s is loopback", yes[i]);
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        if (berth_addr_is_loopback(no[i]))
+            fail_msg("%s is not loopback", no[i]);
+    assert_int_equal(berth_addr_is_loopback(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +278,8 @@ int main(void)
         cmocka_unit_test(test_actions),
         cmocka_unit_test(test_policy_decisions),
         cmocka_unit_test(test_policy_defaults_and_errors),
+        cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_loopback),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }

@@ -144,6 +144,32 @@ static const struct rcase cases[] = {
     { M_GET, "/v2/a/tags/list2", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
     { M_GET, "/v2/_catalogx", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
     { M_GET, "/v2/a/blobs/uploads/x/y", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
+    /* berth's own endpoints under /v2/_berth/: no repository name starts with
+     * '_', so they can never shadow one */
+    { M_POST, "/v2/_berth/gc", 0, 0, "gc-run", 0, NULL, NULL },
+    { M_GET, "/v2/_berth/gc", 0, 0, "gc-stat", 0, NULL, NULL },
+    { M_HEAD, "/v2/_berth/gc", 0, 0, "gc-stat", 0, NULL, NULL },
+    { M_DELETE, "/v2/_berth/gc", 0, 405, NULL, BERTH_OCI_UNSUPPORTED, NULL, NULL },
+    { M_DELETE, "/v2/_berth/repositories/a", 0, 0, "repo-rm", 0, "a", NULL },
+    { M_DELETE, "/v2/_berth/repositories/team-a/app", 0, 0, "repo-rm", 0, "team-a/app", NULL },
+    /* a repository named like an API path is still just a name here */
+    { M_DELETE, "/v2/_berth/repositories/a/manifests/x", 0, 0, "repo-rm", 0, "a/manifests/x",
+      NULL },
+    { M_GET, "/v2/_berth/repositories/a", 0, 405, NULL, BERTH_OCI_UNSUPPORTED, NULL, NULL },
+    { M_DELETE, "/v2/_berth/repositories/A", 0, 400, NULL, BERTH_OCI_NAME_INVALID, NULL, NULL },
+    { M_DELETE, "/v2/_berth/repositories/a/", 0, 400, NULL, BERTH_OCI_NAME_INVALID, NULL, NULL },
+    { M_DELETE, "/v2/_berth/repositories/../a", 0, 400, NULL, BERTH_OCI_NAME_INVALID, NULL,
+      NULL },
+    { M_DELETE, "/v2/_berth/repositories/", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
+    { M_DELETE, "/v2/_berth/repositories", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
+    { M_POST, "/v2/_berth/gc/", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
+    { M_POST, "/v2/_berth/gcx", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
+    { M_GET, "/v2/_berth/", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
+    { M_GET, "/v2/_berth", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
+    { M_GET, "/v2/_berth/gc/tags/list", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
+    /* the anchors of the spec still win for repositories whose name merely
+     * contains "_berth" further in */
+    { M_GET, "/v2/a/_berth/gc/tags/list", 0, 400, NULL, BERTH_OCI_NAME_INVALID, NULL, NULL },
 };
 
 static void check_case(const struct rcase *c, const char *path, size_t len)
@@ -196,6 +222,7 @@ static void test_every_row(void **state)
         "end-1",  "end-2",  "end-3",   "end-4a",  "end-4b", "end-5",
         "end-6",  "end-7",  "end-8a",  "end-8b",  "end-9",  "end-10",
         "end-11", "end-13", "end-14",  "end-12a", "end-12b", "catalog",
+        "gc-run", "gc-stat", "repo-rm",
     };
 
     (void)state;
@@ -207,6 +234,23 @@ static void test_every_row(void **state)
         if (!seen)
             fail_msg("no case for %s", ids[i]);
     }
+}
+
+/* The access column of berth's own rows: gc needs admin, deleting a
+ * repository the delete action on it. */
+static void test_admin_access(void **state)
+{
+    struct berth_route_match m;
+    const char *p = "/v2/_berth/gc";
+
+    (void)state;
+    assert_int_equal(berth_route_match(M_POST, p, strlen(p), NULL, NULL, &m), 0);
+    assert_int_equal(m.route->access, ADMIN);
+    assert_int_equal(berth_route_match(M_GET, p, strlen(p), NULL, NULL, &m), 0);
+    assert_int_equal(m.route->access, ADMIN);
+    p = "/v2/_berth/repositories/a/b";
+    assert_int_equal(berth_route_match(M_DELETE, p, strlen(p), NULL, NULL, &m), 0);
+    assert_int_equal(m.route->access, DEL);
 }
 
 static void test_name_lengths(void **state)
@@ -326,7 +370,7 @@ int main(void)
         cmocka_unit_test(test_table),         cmocka_unit_test(test_every_row),
         cmocka_unit_test(test_name_lengths),  cmocka_unit_test(test_ref_lengths),
         cmocka_unit_test(test_explicit_length), cmocka_unit_test(test_no_args),
-        cmocka_unit_test(test_digest_out),
+        cmocka_unit_test(test_digest_out),    cmocka_unit_test(test_admin_access),
     };
 
     return cmocka_run_group_tests_name("router", tests, NULL, NULL);
