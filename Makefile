@@ -56,7 +56,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%-replay)
 
-.PHONY: all deps unit run test fuzz bench bench-quick clean
+.PHONY: all deps install unit run test fuzz bench bench-quick clean
 all: $(BUILD)/berth $(BUILD)/berth-client.so
 
 deps:
@@ -100,6 +100,14 @@ $(BUILD)/fuzz/%-replay: fuzz/%.c fuzz/replay.c $(BUILD)/lib.a
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< fuzz/replay.c $(BUILD)/lib.a $(LIBS)
 
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the command and, where it
+# looks for it (src/plugin.c), the client module.
+PREFIX ?= /usr/local
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/berth
+	install -m 755 $(BUILD)/berth $(DESTDIR)$(PREFIX)/bin/berth
+	install -m 644 $(BUILD)/berth-client.so $(DESTDIR)$(PREFIX)/lib/berth/berth-client.so
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -11,18 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
+#include "storecmd.h"
 #include "core/error.h"
 #include "core/name.h"
 #include "rules.h"
 #include "store/maint.h"
 #include "store/store.h"
 
-extern char **environ;
 
 static const char usage_text[] =
     "usage: berth du [options] [REPOSITORY | NAMESPACE/]\n"
@@ -39,12 +38,6 @@ static const char usage_text[] =
     "\n"
     "dedup counts a blob once however many repositories hold it; total counts it\n"
     "once per repository.\n";
-
-static void warn_cb(void *ctx, const char *msg)
-{
-    (void)ctx;
-    fprintf(stderr, "berth: warning: %s\n", msg);
-}
 
 struct du {
     struct berth_store *st;
@@ -285,11 +278,8 @@ int cmd_du(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *root = NULL, *arg = NULL;
-    struct berth_store_config scfg = { 0 };
     struct berth_config cfg;
     struct du d = { 0 };
-    struct stat sb;
-    char *dbpath = NULL;
     int c, rc = 1;
 
     optind = 1;
@@ -319,22 +309,12 @@ int cmd_du(int argc, char **argv)
         return 2;
     }
 
-    berth_config_init(&cfg);
-    if ((config && berth_config_load(&cfg, config, warn_cb, NULL) < 0) ||
-        berth_config_env(&cfg, environ, warn_cb, NULL) < 0 ||
-        (root && berth_config_set(&cfg, "storage.filesystem.rootdirectory", root, warn_cb,
-                                  NULL) < 0)) {
+    if (berth_storecmd_config(&cfg, config, root) < 0) {
         fprintf(stderr, "berth: du: %s\n", berth_error_msg());
         rc = 2;
         goto done;
     }
-    /* never create a store where there is none (berth_store_open would) */
-    if (asprintf(&dbpath, "%s/berth.db", cfg.root) < 0 || stat(dbpath, &sb) < 0) {
-        fprintf(stderr, "berth: du: no registry data in '%s'\n", cfg.root);
-        goto done;
-    }
-    scfg.root = cfg.root;
-    if (berth_store_open(&d.st, &scfg) < 0) {
+    if (berth_storecmd_open(&d.st, cfg.root) < 0) {
         fprintf(stderr, "berth: du: %s\n", berth_error_msg());
         goto done;
     }
@@ -351,6 +331,5 @@ done:
     json_decref(d.namespaces);
     berth_store_free(d.st);
     berth_config_dispose(&cfg);
-    free(dbpath);
     return rc;
 }

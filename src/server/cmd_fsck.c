@@ -12,17 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
+#include "storecmd.h"
 #include "core/error.h"
 #include "store/maint.h"
 #include "store/store.h"
 
-extern char **environ;
 
 static const char usage_text[] =
     "usage: berth fsck [options]\n"
@@ -48,12 +47,6 @@ static const char usage_text[] =
 struct out {
     int json, quiet;
 };
-
-static void warn_cb(void *ctx, const char *msg)
-{
-    (void)ctx;
-    fprintf(stderr, "berth: warning: %s\n", msg);
-}
 
 static void report(void *ctx, const char *kind, const char *detail, int fixed)
 {
@@ -118,38 +111,15 @@ static void summary(const struct out *o, const struct berth_fsck_stats *s, int q
            s->problems == 1 ? "" : "s", (unsigned long long)s->repaired);
 }
 
-/* The storage root the way `serve` finds it: file < environment < --root. */
-static int load_root(struct berth_config *cfg, const char *config, const char *root)
-{
-    if (config && berth_config_load(cfg, config, warn_cb, NULL) < 0)
-        return -1;
-    if (berth_config_env(cfg, environ, warn_cb, NULL) < 0)
-        return -1;
-    if (root &&
-        berth_config_set(cfg, "storage.filesystem.rootdirectory", root, warn_cb, NULL) < 0)
-        return -1;
-    return 0;
-}
-
 static int run(const char *root, const struct berth_fsck_opts *o, const struct out *out)
 {
-    struct berth_store_config scfg = { 0 };
     struct berth_fsck_stats stats;
     struct berth_store *st = NULL;
-    char db[4096];
-    struct stat sb;
     double t0;
     int error;
 
-    /* opening creates a store: never do that on a wrong path */
-    snprintf(db, sizeof(db), "%s/berth.db", root);
-    if (stat(root, &sb) < 0 || !S_ISDIR(sb.st_mode) || stat(db, &sb) < 0) {
-        fprintf(stderr, "berth: no store at '%s' (use --root or --config)\n", root);
-        return 2;
-    }
-    scfg.root = root;
-    if (berth_store_open(&st, &scfg) < 0) {
-        fprintf(stderr, "berth: cannot open storage at '%s': %s\n", root, berth_error_msg());
+    if (berth_storecmd_open(&st, root) < 0) {
+        fprintf(stderr, "berth: fsck: %s\n", berth_error_msg());
         return 2;
     }
     t0 = mono_sec();
@@ -215,8 +185,7 @@ int cmd_fsck(int argc, char **argv)
         fprintf(stderr, "berth: fsck takes no arguments ('%s')\n", argv[optind]);
         return 2;
     }
-    berth_config_init(&cfg);
-    if (load_root(&cfg, config, root) < 0) {
+    if (berth_storecmd_config(&cfg, config, root) < 0) {
         fprintf(stderr, "berth: %s\n", berth_error_msg());
         berth_config_dispose(&cfg);
         return 2;

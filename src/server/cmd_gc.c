@@ -13,17 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "config.h"
+#include "storecmd.h"
 #include "core/error.h"
 #include "store/maint.h"
 #include "store/store.h"
 
-extern char **environ;
 
 static const char usage_text[] =
     "usage: berth gc [options]\n"
@@ -53,12 +52,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
-}
-
-static void warn_cb(void *ctx, const char *msg)
-{
-    (void)ctx;
-    fprintf(stderr, "berth: warning: %s\n", msg);
 }
 
 struct out {
@@ -126,16 +119,11 @@ struct flags {
 
 static int load_config(struct berth_config *cfg, const struct flags *f)
 {
-    if (f->config && berth_config_load(cfg, f->config, warn_cb, NULL) < 0)
+    if (berth_storecmd_config(cfg, f->config, f->root) < 0)
         return -1;
-    if (berth_config_env(cfg, environ, warn_cb, NULL) < 0)
+    if (f->grace && berth_config_set(cfg, "berth.gc.grace", f->grace, NULL, NULL) < 0)
         return -1;
-    if (f->root && berth_config_set(cfg, "storage.filesystem.rootdirectory", f->root, warn_cb,
-                                    NULL) < 0)
-        return -1;
-    if (f->grace && berth_config_set(cfg, "berth.gc.grace", f->grace, warn_cb, NULL) < 0)
-        return -1;
-    if (f->batch && berth_config_set(cfg, "berth.gc.batch", f->batch, warn_cb, NULL) < 0)
+    if (f->batch && berth_config_set(cfg, "berth.gc.batch", f->batch, NULL, NULL) < 0)
         return -1;
     if (f->untagged)
         cfg->maint.gc_untagged = 1;
@@ -152,24 +140,15 @@ static double mono_sec(void)
 
 static int run(const struct berth_config *cfg, struct out *out)
 {
-    struct berth_store_config scfg = { 0 };
     struct berth_store *st = NULL;
     struct berth_gc_opts o = { 0 };
     struct berth_gc_stats stats = { 0 };
     struct sigaction sa;
-    struct stat sb;
     double t0;
     int error;
 
-    /* opening creates a store: never do that by mistake on a wrong path */
-    if (stat(cfg->root, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, "berth: no store at '%s' (use --root or --config)\n", cfg->root);
-        return 1;
-    }
-    scfg.root = cfg->root;
-    if (berth_store_open(&st, &scfg) < 0) {
-        fprintf(stderr, "berth: cannot open storage at '%s': %s\n", cfg->root,
-                berth_error_msg());
+    if (berth_storecmd_open(&st, cfg->root) < 0) {
+        fprintf(stderr, "berth: gc: %s\n", berth_error_msg());
         return 1;
     }
     memset(&sa, 0, sizeof(sa));
@@ -265,7 +244,6 @@ int cmd_gc(int argc, char **argv)
         fprintf(stderr, "berth: gc takes no arguments ('%s')\n", argv[optind]);
         return 2;
     }
-    berth_config_init(&cfg);
     if (load_config(&cfg, &f) < 0) {
         fprintf(stderr, "berth: %s\n", berth_error_msg());
         berth_config_dispose(&cfg);

@@ -1119,6 +1119,10 @@ int berth_config_env(struct berth_config *cfg, char *const *envp, berth_config_w
 
         if (strncmp(e, prefix, sizeof(prefix) - 1) || !eq)
             continue;
+        /* podman's and skopeo's own variable (their credentials file), set
+         * in many shells that also run a registry: not a registry key */
+        if (!strncmp(e, "REGISTRY_AUTH_FILE=", 19))
+            continue;
         e += sizeof(prefix) - 1;
         klen = (size_t)(eq - e);
         if (!klen || klen >= sizeof(key))

@@ -648,9 +648,16 @@ static int sweep_orphans(struct gc *g)
 
 /* ---- upload sessions ---- */
 
+/* A session is expired once idle for the grace period, but never sooner
+ * than this: a collection in another process (`berth gc`) cannot see which
+ * sessions the server's requests hold, and even `--grace 0s` must not cut a
+ * client off between two PATCHes. */
+#define UPLOAD_IDLE_MIN_SEC 600
+
 static int sweep_uploads(struct gc *g)
 {
-    int64_t cutoff = (int64_t)time(NULL) - g->o->grace_sec;
+    int64_t idle = g->o->grace_sec > UPLOAD_IDLE_MIN_SEC ? g->o->grace_sec : UPLOAD_IDLE_MIN_SEC;
+    int64_t cutoff = (int64_t)time(NULL) - idle;
     struct items stale = { 0 };
     sqlite3_stmt *s = NULL;
     char **repos = NULL;
@@ -702,7 +709,7 @@ static int sweep_uploads(struct gc *g)
     }
     error = 0;
     /* files with no session row, and this process's forgotten sessions */
-    if (!g->o->dry_run && (error = berth_upload_purge(g->st, g->o->grace_sec, &strays)) == 0)
+    if (!g->o->dry_run && (error = berth_upload_purge(g->st, idle, &strays)) == 0)
         g->out->uploads += (uint64_t)strays;
 done:
     sqlite3_finalize(s);

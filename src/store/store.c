@@ -494,12 +494,10 @@ int berth_store_tags_touch(struct berth_store *st)
     sqlite3_stmt *s;
     int error;
 
-    error = berth_db_query(&s, st->db,
-                           "UPDATE counters SET value = value + 1 WHERE name = 'tags'");
-    if (error < 0)
+    if ((error = berth_db_stmt(&s, st->db, BERTH_SQL_TAGS_TOUCH)) < 0)
         return error;
     error = berth_db_step(s);
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     return error < 0 ? error : 0;
 }
 

@@ -15,12 +15,13 @@ blobs of the live images. STRESS_SECONDS (default 40) bounds the run.
 import json
 import os
 import random
+import subprocess
 import threading
 import time
 
 from regclient import (OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, RegClient, location_path,
                        rand_bytes, sha256)
-from test_gc import blob_path, gc_admin, gc_cli, pull_verify
+from test_gc import berth_bin, blob_path, gc_admin, gc_cli, pull_verify
 
 SECONDS = float(os.environ.get("STRESS_SECONDS", "40"))
 WORKERS = 4
@@ -233,3 +234,7 @@ def test_gc_stress(server_factory):
     for w in workers:
         for tag in w.live:
             pull_verify(c, w.repo, tag)
+    # and the metadata agrees with the files: fsck finds nothing to report
+    f = subprocess.run([berth_bin(), "fsck", "--root", srv.root], capture_output=True,
+                       text=True, timeout=120)
+    assert f.returncode == 0, (f.stdout, f.stderr)

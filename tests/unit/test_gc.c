@@ -619,6 +619,19 @@ static void test_gc_resume(void **state)
     }
 }
 
+/* Make every upload session look idle for `sec` seconds. */
+static void backdate_uploads(struct fixture *f, int sec)
+{
+    char path[256], sql[128];
+    sqlite3 *db;
+
+    snprintf(path, sizeof(path), "%s/berth.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof(sql), "UPDATE uploads SET updated = updated - %d", sec);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* Orphan files (no row) and expired upload sessions go too. */
 static void test_gc_orphans_uploads(void **state)
 {
@@ -642,11 +655,16 @@ static void test_gc_orphans_uploads(void **state)
     assert_int_equal(s.orphans, 1);
     assert_true(file_exists(f, "orphan bytes"));
 
-    sleep(1); /* a session is stale once not updated within the grace period */
-    assert_int_equal(gc(f, 0, 0, 3600, &s, NULL), 0);
+    /* a session is stale once idle for the grace period, and never before
+     * 10 minutes: with grace 0 a fresh one stays */
+    assert_int_equal(gc(f, 0, 0, 0, &s, NULL), 0);
     assert_int_equal(s.orphans, 1);
     assert_int_equal(s.uploads, 0);
     assert_false(file_exists(f, "orphan bytes"));
+    assert_int_equal(berth_upload_offset(f->st, "u", id, &off), 0);
+    backdate_uploads(f, 601);
+    assert_int_equal(gc(f, 0, 0, 3600, &s, NULL), 0);
+    assert_int_equal(s.uploads, 0);
     assert_int_equal(berth_upload_offset(f->st, "u", id, &off), 0);
 
     l.n = 0;
