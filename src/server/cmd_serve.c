@@ -21,6 +21,7 @@
 #include "config.h"
 #include "core/error.h"
 #include "gcrun.h"
+#include "rules.h"
 #include "log.h"
 #include "selfsign.h"
 #include "server.h"
@@ -244,6 +245,8 @@ int cmd_serve(int argc, char **argv)
         goto done;
     }
     hcfg.maint = &cfg.maint;
+    if (cfg.maint.nimmutable)
+        berth_store_set_tag_guard(st, berth_rules_tag_removal_guard, &cfg.maint);
     hcfg.gcrun = gc;
     if (berth_server_start(&srv, &hcfg, st) < 0) {
         berth_log_error("cannot listen on '%s': %s", cfg.addr, berth_error_msg());

@@ -191,40 +191,17 @@ void h_gc_status(struct request *req)
     respond_status(req, MHD_HTTP_OK, &s);
 }
 
-struct immutable_check {
-    const struct berth_maint_config *mc;
-    const char *repo;
-};
-
-/* A tag an immutable rule protects refuses the deletion (it would delete
- * the tag too); the message names the tag and the rule. */
-static int check_tag(void *ctx, const char *tag)
-{
-    const struct immutable_check *c = ctx;
-
-    return berth_rules_check_immutable(c->mc, c->repo, tag);
-}
-
 void h_repo_delete(struct request *req)
 {
-    struct immutable_check c = { req->srv->maint, req->name };
-    int more = 0, err;
+    int err;
 
     if (!req->srv->delete_enabled) {
         respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
                       "deletes are disabled on this registry");
         return;
     }
-    /* checked before the deletion's transaction: a protected tag pushed in
-     * between is deleted with the rest (the rules protect moving a tag, and
-     * deleting it through the API, not against this race) */
-    if (berth_rules_repo_has_immutable(c.mc, req->name)) {
-        err = berth_store_tags(req->srv->st, req->name, NULL, -1, check_tag, &c, &more);
-        if (err < 0 && err != BERTH_ENOTFOUND) {
-            respond_berr(req, err, BERTH_OCI_NAME_UNKNOWN);
-            return;
-        }
-    }
+    /* a tag an immutable rule protects refuses the deletion inside its
+     * transaction (the store's tag guard, set by cmd_serve.c) */
     if ((err = berth_store_repo_delete(req->srv->st, req->name)) < 0) {
         respond_berr(req, err, BERTH_OCI_NAME_UNKNOWN);
         return;

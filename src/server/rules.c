@@ -62,6 +62,11 @@ int berth_rules_check_immutable(const struct berth_maint_config *m, const char *
                                "\"%s\")", tag, repo, i, r->tags);
 }
 
+int berth_rules_tag_removal_guard(void *ctx, const char *repo, const char *tag)
+{
+    return berth_rules_check_immutable(ctx, repo, tag);
+}
+
 int berth_rules_tag_guard(void *ctx, const char *repo, const char *tag, const char *old_digest)
 {
     (void)old_digest;

@@ -28,6 +28,10 @@ int berth_rules_repo_has_immutable(const struct berth_maint_config *m, const cha
  * `tag "v1.2.3" of team/app is immutable (berth.immutabletags[0]: tags "v*.*.*")`. */
 int berth_rules_check_immutable(const struct berth_maint_config *m, const char *repo,
                                 const char *tag);
+/* berth_store_set_tag_guard's guard (ctx: the struct berth_maint_config):
+ * berth_rules_check_immutable, so no tag delete, manifest delete by digest
+ * or repository delete removes an immutable tag. */
+int berth_rules_tag_removal_guard(void *ctx, const char *repo, const char *tag);
 /* berth_manifest_put's tag_guard (store.h) with ctx = the maint config:
  * refuses moving an immutable tag. */
 int berth_rules_tag_guard(void *ctx, const char *repo, const char *tag, const char *old_digest);

@@ -141,6 +141,7 @@ static const char *const sql[BERTH_SQL__COUNT] = {
         " ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest,"
         " updated = excluded.updated",
     [BERTH_SQL_TAG_DELETE] = "DELETE FROM tags WHERE repo_id = ?1 AND name = ?2",
+    [BERTH_SQL_TAG_HAS] = "SELECT 1 FROM tags WHERE repo_id = ?1 AND name = ?2",
     [BERTH_SQL_TAGS_TOUCH] = "UPDATE counters SET value = value + 1 WHERE name = 'tags'",
     [BERTH_SQL_TAGS_DELETE_DIGEST] = "DELETE FROM tags WHERE repo_id = ?1 AND digest = ?2",
     [BERTH_SQL_TAGS_LIST] =

@@ -863,7 +863,8 @@ int berth_store_repo_delete(struct berth_store *st, const char *repo)
                                     "repository name not known to registry: %s", repo);
         goto done;
     }
-    if ((error = upload_ids(st, id, &uploads)) < 0)
+    if ((error = berth_store_guard_tags(st, id, repo, NULL)) < 0 ||
+        (error = upload_ids(st, id, &uploads)) < 0)
         goto done;
     for (i = 0; i < sizeof(repo_delete_sql) / sizeof(repo_delete_sql[0]); i++) {
         if ((error = run_with_id(st, repo_delete_sql[i], id)) < 0)

@@ -723,6 +723,36 @@ void berth_manifest_info_dispose(struct berth_manifest_info *info)
     info->len = 0;
 }
 
+void berth_store_set_tag_guard(struct berth_store *st, berth_tag_guard_fn guard, void *ctx)
+{
+    st->tag_guard = guard;
+    st->tag_guard_ctx = ctx;
+}
+
+int berth_store_guard_tags(struct berth_store *st, int64_t repo_id, const char *repo,
+                           const char *digest)
+{
+    sqlite3_stmt *s;
+    int error;
+
+    if (!st->tag_guard)
+        return 0;
+    error = berth_db_query(&s, st->db,
+                           digest ? "SELECT name FROM tags WHERE repo_id = ?1 AND digest = ?2"
+                                  : "SELECT name FROM tags WHERE repo_id = ?1");
+    if (error < 0)
+        return error;
+    if ((error = berth_db_bind_int(s, 1, repo_id)) == 0 &&
+        (!digest || (error = berth_db_bind_text(s, 2, digest)) == 0)) {
+        while ((error = berth_db_step(s)) == 1)
+            if ((error = st->tag_guard(st->tag_guard_ctx, repo,
+                                       (const char *)sqlite3_column_text(s, 0))) < 0)
+                break;
+    }
+    sqlite3_finalize(s);
+    return error < 0 ? error : 0;
+}
+
 int berth_store_manifest_delete(struct berth_store *st, const char *repo,
                                 const struct berth_digest *d)
 {
@@ -738,7 +768,8 @@ int berth_store_manifest_delete(struct berth_store *st, const char *repo,
                                     "manifest unknown to registry: %s@%s", repo, d->str);
         goto done;
     }
-    if (error < 0 || (error = change(st, BERTH_SQL_TAGS_DELETE_DIGEST, id, d->str)) < 0 ||
+    if (error < 0 || (error = berth_store_guard_tags(st, id, repo, d->str)) < 0 ||
+        (error = change(st, BERTH_SQL_TAGS_DELETE_DIGEST, id, d->str)) < 0 ||
         (error = change(st, BERTH_SQL_REFS_DELETE, id, d->str)) < 0 ||
         (error = berth_store_tags_touch(st)) < 0)
         goto done;
@@ -762,6 +793,11 @@ int berth_store_tag_delete(struct berth_store *st, const char *repo, const char 
                                    "manifest unknown to registry: %s:%s", repo, tag);
     if ((error = berth_db_begin(st->db)) < 0)
         return error;
+    if (st->tag_guard && (error = has_row(st, BERTH_SQL_TAG_HAS, id, tag)) == 1 &&
+        (error = st->tag_guard(st->tag_guard_ctx, repo, tag)) < 0)
+        goto done;
+    if (error < 0)
+        goto done;
     if ((error = change(st, BERTH_SQL_TAG_DELETE, id, tag)) == 0) {
         error = berth_error_set_oci(BERTH_ENOTFOUND, BERTH_OCI_MANIFEST_UNKNOWN,
                                     "manifest unknown to registry: %s:%s", repo, tag);

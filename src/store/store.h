@@ -103,6 +103,15 @@ int berth_upload_purge(struct berth_store *st, int64_t max_age_sec, int *removed
 
 /* ---- manifests and tags ---- */
 
+/* Tags that must never be removed (immutable tags, maint.h): `guard` is
+ * called inside the write transaction of every tag removal — a tag delete,
+ * a manifest delete by digest (for each tag on it), a repository delete
+ * (for each of its tags) — and a negative return (an error already set)
+ * refuses the whole operation. Inside the transaction, so a tag pushed
+ * concurrently is seen. Set once before the store is shared; NULL: none. */
+typedef int (*berth_tag_guard_fn)(void *ctx, const char *repo, const char *tag);
+void berth_store_set_tag_guard(struct berth_store *st, berth_tag_guard_fn guard, void *ctx);
+
 struct berth_manifest_put {
     const char *repo;
     const char *tag;               /* tag reference, or NULL when pushed by digest */

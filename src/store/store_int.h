@@ -25,6 +25,8 @@ struct berth_store {
     uint64_t *tags_shared;  /* <root>/tags.gen mapped shared: every process's writes */
     uint64_t tags_db;       /* counters 'tags' as last read from the database */
     int64_t tags_db_at;     /* when (monotonic ms); re-read at most once a second */
+    berth_tag_guard_fn tag_guard; /* berth_store_set_tag_guard; NULL: none */
+    void *tag_guard_ctx;
 };
 
 /* Tag-set generation (berth_store_tags_gen): every transaction that changes
@@ -34,6 +36,13 @@ struct berth_store {
  * miss). */
 int berth_store_tags_touch(struct berth_store *st);
 void berth_store_tags_changed(struct berth_store *st);
+
+/* Inside a write transaction about to remove tags of repository `repo_id`
+ * (named `repo`): ask the tag guard about each tag pointing at `digest`, or
+ * about every tag of the repository when digest is NULL. 0 or the guard's
+ * error. */
+int berth_store_guard_tags(struct berth_store *st, int64_t repo_id, const char *repo,
+                           const char *digest);
 
 /* Id of repository `repo`: 1 found, 0 absent, or a negative error. */
 int berth_store_repo_id(struct berth_store *st, const char *repo, int64_t *id);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "store/maint.h"
 #include "store/store.h"
 
 struct fixture {
@@ -724,6 +725,41 @@ static void test_tag_delete(void **state)
     berth_manifest_info_dispose(&info);
 }
 
+/* The tag guard refuses removing "keep" of repository "g" in every path
+ * that removes tags; other tags and repositories are unaffected. */
+static int guard_keep(void *ctx, const char *repo, const char *tag)
+{
+    (*(int *)ctx)++;
+    if (!strcmp(repo, "g") && !strcmp(tag, "keep"))
+        return berth_error_set_oci(BERTH_EDENIED, BERTH_OCI_DENIED, "tag %s is immutable", tag);
+    return 0;
+}
+
+static void test_tag_guard(void **state)
+{
+    struct fixture *f = *state;
+    struct berth_digest d = put_image(f->st, "g", "keep", "guarded layer");
+    struct berth_manifest_info info;
+    int calls = 0;
+
+    berth_store_set_tag_guard(f->st, guard_keep, &calls);
+    assert_int_equal(berth_store_tag_delete(f->st, "g", "keep"), BERTH_EDENIED);
+    assert_int_equal(berth_error_oci(), BERTH_OCI_DENIED);
+    assert_int_equal(berth_store_manifest_delete(f->st, "g", &d), BERTH_EDENIED);
+    assert_int_equal(berth_store_repo_delete(f->st, "g"), BERTH_EDENIED);
+    assert_int_equal(berth_store_manifest_get(f->st, "g", "keep", 0, &info), 0);
+    berth_manifest_info_dispose(&info);
+    assert_int_equal(calls, 3);
+    /* an unknown tag is unknown, not refused (the guard is not asked) */
+    assert_int_equal(berth_store_tag_delete(f->st, "g", "nope"), BERTH_ENOTFOUND);
+    assert_int_equal(calls, 3);
+    /* other repositories delete as before */
+    put_image(f->st, "h", "keep", "other layer");
+    assert_int_equal(berth_store_repo_delete(f->st, "h"), 0);
+    berth_store_set_tag_guard(f->st, NULL, NULL);
+    assert_int_equal(berth_store_tag_delete(f->st, "g", "keep"), 0);
+}
+
 /* ---- listing ---- */
 
 struct names {
@@ -998,6 +1034,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_manifest_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manifest_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tag_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tag_guard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tags_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_referrers, setup, teardown),
