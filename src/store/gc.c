@@ -784,7 +784,11 @@ int berth_gc_run(struct berth_store *st, const struct berth_gc_opts *o,
     g.st = st;
     g.o = o;
     g.out = out;
-    g.cutoff = (int64_t)time(NULL) - o->grace_sec;
+    /* Times are whole seconds: something stamped T was made during
+     * [T, T+1), so only T < now - grace proves a full grace period has
+     * passed. Grace 0 (tests, an operator's explicit "now") takes
+     * everything up to this second. */
+    g.cutoff = (int64_t)time(NULL) - o->grace_sec - (o->grace_sec > 0 ? 1 : 0);
     g.batch = o->batch ? o->batch : BATCH_DEFAULT;
 
     if (o->nretention > 0 && (error = berth_retention_apply(st, o, out)) < 0)

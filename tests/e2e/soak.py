@@ -17,14 +17,20 @@ connection and its own seeded random stream (SOAK_SEED, default 1):
   delmanifest  DELETE one of the thread's own manifests by digest
   delblob    DELETE the private blobs of a manifest deleted before
 
+Meanwhile a collector runs garbage collection every SOAK_GC_INTERVAL
+seconds (default 5; 0: none) with grace SOAK_GC_GRACE (default 30s: longer
+than any push takes between its blobs and its manifest), alternately through
+the admin endpoint and as `berth gc` in another process.
+
 Expected answers are exact: a 404 counts only where another thread may have
 just deleted the thing (a tag, or a manifest whose owner then removed its
 blobs: after a blob 404 the manifest must be gone too). Anything else is an
 error. At the end, with the clients stopped: every tag in every repository
 resolves to a manifest whose blobs all exist and verify; every image a
 thread still holds is there by digest, every image it deleted is 404 and
-its deleted blobs are 404; every file under blobs/ hashes to its name; the
-server stops with exit 0. Prints operations per kind and errors; exit 1 on
+its deleted blobs are 404; every file under blobs/ hashes to its name. Then
+one more collection with grace 0 (clients stopped), the same check again,
+and `berth fsck` must find nothing; the server stops with exit 0. Prints operations per kind and errors; exit 1 on
 any error.
 """
 import hashlib
@@ -33,6 +39,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -51,6 +58,10 @@ NREPOS = int(os.environ.get("SOAK_REPOS", "4"))
 SEED = int(os.environ.get("SOAK_SEED", "1"))
 TAGS = ["latest", "stable", "t1", "t2", "t3"]
 REPOS = ["soak/r%d" % i for i in range(NREPOS)]
+GC_INTERVAL = float(os.environ.get("SOAK_GC_INTERVAL", "5"))
+GC_GRACE = os.environ.get("SOAK_GC_GRACE", "30s")
+assert GC_GRACE.endswith("s") and GC_GRACE[:-1].isdigit(), "SOAK_GC_GRACE: seconds, like 30s"
+GC_GRACE_SEC = int(GC_GRACE[:-1])
 TIMEOUT = 60.0
 MAX_ERRORS_SHOWN = 20
 
@@ -245,7 +256,7 @@ class Worker(threading.Thread):
         if r.getheader("Docker-Content-Digest") != d:
             raise Unexpected("manifest PUT answered digest %r, want %s"
                              % (r.getheader("Docker-Content-Digest"), d))
-        self.live.append({"repo": repo, "digest": d, "body": body,
+        self.live.append({"repo": repo, "digest": d, "body": body, "pushed": time.monotonic(),
                           "private": [(sha256(b), len(b)) for b in [config] + private]})
         self.count("push")
 
@@ -319,8 +330,14 @@ class Worker(threading.Thread):
         if not self.deleted:
             return self.op_pull()
         img = self.deleted.pop(0)
+        # the collector removes a repository's links to blobs no manifest of
+        # it uses once older than the grace period: then the blob is gone
+        collected = GC_INTERVAL > 0 and time.monotonic() - img["pushed"] >= GC_GRACE_SEC
         for d, _ in img["private"]:
             st, r, body = self.conn.request("DELETE", "/v2/%s/blobs/%s" % (img["repo"], d))
+            if st == 404 and collected:
+                STATS.gone()
+                continue
             expect(st, 202, "DELETE blob %s" % d, r, body)
             st, r, body = self.conn.request("HEAD", "/v2/%s/blobs/%s" % (img["repo"], d))
             expect(st, 404, "HEAD of deleted blob %s" % d, r, body)
@@ -343,6 +360,47 @@ class Worker(threading.Thread):
                 STATS.error("[%s %s] %s" % (self.name, kind, traceback.format_exc()))
                 time.sleep(0.1)
         self.conn.close()
+
+
+class Collector(threading.Thread):
+    """Garbage collection while the clients run: the admin endpoint and a
+    `berth gc` process on the same root, one after the other."""
+
+    def __init__(self, binary, port, root, deadline):
+        super().__init__(name="collector", daemon=True)
+        self.binary, self.port, self.root, self.deadline = binary, port, root, deadline
+        self.cycles = {"admin": 0, "cli": 0}
+        self.freed = 0
+
+    def admin(self, grace):
+        c = Conn(self.port)
+        try:
+            st, r, body = c.request("POST", "/v2/_berth/gc?wait=1&grace=" + grace)
+        finally:
+            c.close()
+        expect(st, 200, "POST /v2/_berth/gc", r, body)
+        self.freed += json.loads(body)["blobs"]
+        self.cycles["admin"] += 1
+
+    def cli(self, grace):
+        r = subprocess.run([self.binary, "gc", "--root", self.root, "--grace", grace, "--json",
+                            "-q"], capture_output=True, text=True, timeout=TIMEOUT)
+        if r.returncode != 0:
+            raise Unexpected("berth gc exited %d: %s" % (r.returncode, r.stderr.strip()[:300]))
+        self.freed += json.loads(r.stdout)["blobs"]
+        self.cycles["cli"] += 1
+
+    def run(self):
+        n = 0
+        while time.monotonic() + GC_INTERVAL < self.deadline:
+            time.sleep(GC_INTERVAL)
+            try:
+                (self.admin if n % 2 == 0 else self.cli)(GC_GRACE)
+            except Unexpected as e:
+                STATS.error("[collector] %s" % e)
+            except Exception:
+                STATS.error("[collector] %s" % traceback.format_exc())
+            n += 1
 
 
 # ---------------------------------------------------------------- final check
@@ -439,6 +497,10 @@ def main():
     workers = [Worker(i, srv.port, t0 + SECONDS) for i in range(THREADS)]
     for w in workers:
         w.start()
+    collector = None
+    if GC_INTERVAL > 0:
+        collector = Collector(binary, srv.port, root, t0 + SECONDS)
+        collector.start()
     last = t0
     while any(w.is_alive() for w in workers):
         time.sleep(0.5)
@@ -449,7 +511,7 @@ def main():
         if srv.proc.poll() is not None:
             STATS.error("berth exited with %d during the run" % srv.proc.returncode)
             break
-    for w in workers:
+    for w in workers + ([collector] if collector else []):
         w.join(TIMEOUT * 2)
         if w.is_alive():
             STATS.error("%s did not finish" % w.name)
@@ -459,6 +521,16 @@ def main():
     if srv.proc.poll() is None:
         try:
             counts = check(srv.port, root, workers)
+            if collector:
+                # nothing in flight now: everything unreachable goes, nothing
+                # reachable may, and the metadata must agree with the files
+                collector.admin("0s")
+                counts = check(srv.port, root, workers)
+                f = subprocess.run([binary, "fsck", "--root", root], capture_output=True,
+                                   text=True, timeout=600)
+                if f.returncode != 0:
+                    raise Unexpected("final: fsck exited %d: %s" % (f.returncode,
+                                                                     f.stdout[-600:]))
         except Unexpected as e:
             STATS.error(str(e))
     try:
@@ -470,6 +542,10 @@ def main():
         STATS.requests - during))
     print("soak: operations: " + ", ".join("%s %d" % (k, STATS.ops.get(k, 0))
                                            for k in [k for k, _ in Worker.OPS] + ["mount"]))
+    if collector:
+        print("soak: garbage collection: %d cycles (%d admin endpoint, %d berth gc), %d blobs "
+              "freed" % (sum(collector.cycles.values()), collector.cycles["admin"],
+                         collector.cycles["cli"], collector.freed))
     if counts:
         print("soak: final check: %d tags, %d live images, %d tagged blobs verified, "
               "%d blob files verified" % (counts["tags"], counts["manifests"], counts["blobs"],
