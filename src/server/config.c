@@ -705,6 +705,81 @@ static int rule_str(const char **dst, yaml_node_t *v, const char *key, size_t id
     return 0;
 }
 
+#define REGEX_MAX_LEN 256
+#define REGEX_MAX_SIZE 2000 /* atoms after expanding repetitions */
+#define REGEX_MAX_DEPTH 16
+
+/* glibc's regcomp expands repetitions into copies of the tree, so stacked
+ * or nested ones cost exponential memory: "a" followed by 20 '+' took 700 MB
+ * and 2.7 s here, "a{1,255}{1,255}{1,10}" 1.5 GB (found by fuzz_config).
+ * Estimate the expanded size first — each atom counts 1, a repetition
+ * multiplies what it applies to (2 for * + ?, the larger bound + 1 for
+ * {m,n}) — and refuse patterns over a budget no tag filter needs. Returns
+ * 1 when the pattern may be compiled. */
+static int regex_size_ok(const char *p)
+{
+    uint64_t size[REGEX_MAX_DEPTH + 1] = { 0 }, last = 0;
+    int depth = 0;
+
+    if (strlen(p) > REGEX_MAX_LEN)
+        return 0;
+    for (; *p; p++) {
+        uint64_t mult = 0;
+
+        if (*p == '(') {
+            if (++depth > REGEX_MAX_DEPTH)
+                return 0;
+            size[depth] = 0;
+            last = 0;
+            continue;
+        } else if (*p == ')' && depth > 0) {
+            last = size[depth--];
+        } else if (*p == '*' || *p == '+' || *p == '?') {
+            mult = 2;
+        } else if (*p == '{' && p[1] >= '0' && p[1] <= '9') {
+            char *end;
+            unsigned long m = strtoul(p + 1, &end, 10), n = m;
+
+            if (*end == ',' && end[1] != '}')
+                n = strtoul(end + 1, &end, 10);
+            else if (*end == ',')
+                n = m + 1, end++;
+            if (*end != '}')
+                return 1; /* malformed: regcomp refuses it */
+            mult = (n > m ? n : m) + 1;
+            p = end;
+        } else if (*p == '[') {
+            /* a bracket expression is one atom; ']' first is a member */
+            const char *q = p + 1 + (p[1] == '^');
+
+            q += *q == ']';
+            while (*q && *q != ']')
+                q++;
+            if (!*q)
+                return 1;
+            p = q;
+            last = 1;
+        } else if (*p == '|') {
+            continue;
+        } else {
+            if (*p == '\\' && p[1])
+                p++;
+            last = 1;
+        }
+        if (mult) {
+            if (last > REGEX_MAX_SIZE || mult > REGEX_MAX_SIZE)
+                return 0;
+            size[depth] += last * (mult - 1);
+            last *= mult;
+        } else {
+            size[depth] += last;
+        }
+        if (size[depth] > REGEX_MAX_SIZE)
+            return 0;
+    }
+    return 1;
+}
+
 static int rule_regex(const char **dst, yaml_node_t *v, const char *key, size_t idx,
                       const char *name)
 {
@@ -714,6 +789,10 @@ static int rule_regex(const char **dst, yaml_node_t *v, const char *key, size_t 
 
     if (error < 0)
         return error;
+    if (!regex_size_ok(*dst))
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': %s regex too complex "
+                               "(over %d characters or too many nested repetitions)",
+                               key, idx, name, REGEX_MAX_LEN);
     if ((rc = regcomp(&re, *dst, REG_EXTENDED | REG_NOSUB)) != 0) {
         regerror(rc, &re, msg, sizeof(msg));
         return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': invalid %s regex '%s': %s",

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -387,6 +388,27 @@ static void test_maint_rules(void **state)
     berth_config_dispose(&cfg);
 }
 
+/* Tag filters people write stay within the regex budget. */
+static void test_maint_regex_budget(void **state)
+{
+    static const char *const ok[] = {
+        "^v[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}$", "^(latest|stable|main)$",
+        "^release-[a-z0-9._-]+$", "^(pr|mr)-[0-9]+(-[a-f0-9]{7,40})?$", "[]a]+x{2,}",
+    };
+    char yaml[512];
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct berth_config cfg;
+
+        berth_config_init(&cfg);
+        snprintf(yaml, sizeof(yaml), "berth:\n  retention:\n    - repositories: a\n"
+                 "      tags: '%s'\n      keep: 1\n", ok[i]);
+        if (berth_config_parse(&cfg, (const uint8_t *)yaml, strlen(yaml), NULL, NULL) != 0)
+            fail_msg("%s refused: %s", ok[i], berth_error_msg());
+        berth_config_dispose(&cfg);
+    }
+}
+
 /* Each bad rule is refused naming the key and the rule's index. */
 static void test_maint_rule_errors(void **state)
 {
@@ -399,6 +421,13 @@ static void test_maint_rule_errors(void **state)
           "\"v[\"\n", "berth.retention[1]': invalid tags regex" },
         { "berth:\n  retention:\n    - repositories: a\n      protect: \"(\"\n",
           "berth.retention[0]': invalid protect regex" },
+        /* glibc's regcomp would need gigabytes for these (fuzz_config found it) */
+        { "berth:\n  retention:\n    - repositories: a\n      tags: \"^v[0-9]+++++++++++++++"
+          "+++++++++++++++++++++)$\"\n", "tags regex too complex" },
+        { "berth:\n  retention:\n    - repositories: a\n      protect: \"a{1,255}{1,255}\"\n",
+          "protect regex too complex" },
+        { "berth:\n  retention:\n    - repositories: a\n      tags: \"((((((((((((a)+)+)+)+)+)+)+"
+          ")+)+)+)+)+)+\"\n", "tags regex too complex" },
         { "berth:\n  retention:\n    - repositories: a\n      keep: -1\n", "keep must be" },
         { "berth:\n  retention:\n    - repositories: a\n      olderthan: later\n",
           "invalid olderthan" },
@@ -438,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_auth_and_tls), cmocka_unit_test(test_auth_errors),
         cmocka_unit_test(test_maint_defaults_and_scalars), cmocka_unit_test(test_days),
         cmocka_unit_test(test_maint_rules), cmocka_unit_test(test_maint_rule_errors),
+        cmocka_unit_test(test_maint_regex_budget),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
