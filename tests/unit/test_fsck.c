@@ -16,7 +16,6 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -25,9 +24,8 @@
 #include "core/error.h"
 #include "store/maint.h"
 #include "store/store.h"
+#include "storetest.h"
 
-#define MT_LAYER "application/vnd.oci.image.layer.v1.tar+gzip"
-#define MT_CONFIG "application/vnd.oci.image.config.v1+json"
 #define MAXP 32
 
 struct found {
@@ -37,8 +35,7 @@ struct found {
 };
 
 struct fixture {
-    char dir[64];
-    struct berth_store *st;
+    struct storetest t;
     struct found p[MAXP];
     size_t np;
 };
@@ -46,13 +43,8 @@ struct fixture {
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct berth_store_config cfg = { .no_fsync = 1 };
 
-    if (!f)
-        return -1;
-    strcpy(f->dir, "/tmp/berth-fsck-XXXXXX");
-    cfg.root = f->dir;
-    if (!mkdtemp(f->dir) || berth_store_open(&f->st, &cfg) < 0) {
+    if (!f || storetest_open(&f->t, "/tmp/berth-fsck-") < 0) {
         free(f);
         return -1;
     }
@@ -60,20 +52,11 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    berth_store_free(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    storetest_close(&f->t);
     free(f);
     return 0;
 }
@@ -99,7 +82,7 @@ static struct berth_fsck_stats fsck(struct fixture *f, int repair, int quick)
     struct berth_fsck_stats s;
 
     f->np = 0;
-    assert_int_equal(berth_store_fsck(f->st, &o, &s), 0);
+    assert_int_equal(berth_store_fsck(f->t.st, &o, &s), 0);
     assert_int_equal(s.problems, f->np);
     return s;
 }
@@ -125,28 +108,6 @@ static void assert_clean(struct fixture *f)
     assert_int_equal(s.problems, 0);
 }
 
-static struct berth_digest digest_of(const void *buf, size_t len)
-{
-    struct berth_digest d;
-
-    assert_int_equal(berth_digest_buf(&d, BERTH_SHA256, buf, len), 0);
-    return d;
-}
-
-/* Monolithic push of a blob into repo through the upload API. */
-static struct berth_digest push_blob(struct berth_store *st, const char *repo, const char *data)
-{
-    struct berth_digest d = digest_of(data, strlen(data));
-    char id[BERTH_UPLOAD_ID_MAX];
-    struct berth_upload *u;
-
-    assert_int_equal(berth_upload_new(st, repo, id), 0);
-    assert_int_equal(berth_upload_open(&u, st, repo, id, 0), 0);
-    assert_int_equal(berth_upload_write(u, data, strlen(data)), 0);
-    assert_int_equal(berth_upload_commit(u, &d, NULL), 0);
-    return d;
-}
-
 struct image {
     struct berth_digest config, layer, manifest;
 };
@@ -157,13 +118,11 @@ struct image {
 static struct image put_image_layer(struct fixture *f, const char *repo, const char *tag,
                                     const char *layer)
 {
-    struct berth_manifest *m = NULL;
-    struct berth_manifest_put req = { 0 };
     struct image img;
     char *json = NULL;
 
-    img.config = push_blob(f->st, repo, CONFIG_DATA);
-    img.layer = push_blob(f->st, repo, layer);
+    img.config = push_blob(f->t.st, repo, CONFIG_DATA);
+    img.layer = push_blob(f->t.st, repo, layer);
     assert_true(asprintf(&json,
                          "{\"schemaVersion\":2,\"mediaType\":"
                          "\"application/vnd.oci.image.manifest.v1+json\","
@@ -172,17 +131,7 @@ static struct image put_image_layer(struct fixture *f, const char *repo, const c
                          "\"digest\":\"%s\",\"size\":%zu}]}",
                          img.config.str, strlen(CONFIG_DATA), img.layer.str,
                          strlen(layer)) > 0);
-    img.manifest = digest_of(json, strlen(json));
-    assert_int_equal(berth_manifest_parse(&m, NULL, (const uint8_t *)json, strlen(json)), 0);
-    req.repo = repo;
-    req.tag = tag;
-    req.m = m;
-    req.body = (const uint8_t *)json;
-    req.len = strlen(json);
-    req.digest = &img.manifest;
-    assert_int_equal(berth_store_manifest_put(f->st, &req), 0);
-    berth_manifest_free(m);
-    free(json);
+    assert_int_equal(put_json(f->t.st, repo, tag, json, &img.manifest), 0);
     return img;
 }
 
@@ -196,7 +145,7 @@ static void blob_path(char *buf, size_t size, const struct fixture *f,
 {
     const char *hex = berth_digest_hex(d);
 
-    snprintf(buf, size, "%s/blobs/sha256/%.2s/%s", f->dir, hex, hex);
+    snprintf(buf, size, "%s/blobs/sha256/%.2s/%s", f->t.dir, hex, hex);
 }
 
 /* SQL on a connection of our own (foreign keys off, as sqlite3 defaults). */
@@ -205,7 +154,7 @@ static void sql(const struct fixture *f, const char *text)
     char path[128];
     sqlite3 *db;
 
-    snprintf(path, sizeof(path), "%s/berth.db", f->dir);
+    snprintf(path, sizeof(path), "%s/berth.db", f->t.dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, text, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
@@ -218,11 +167,11 @@ static int image_whole(struct fixture *f, const char *repo, const char *tag,
     struct berth_manifest_info info;
     uint64_t size;
 
-    if (berth_store_manifest_get(f->st, repo, tag, 0, &info) < 0)
+    if (berth_store_manifest_get(f->t.st, repo, tag, 0, &info) < 0)
         return 0;
     berth_manifest_info_dispose(&info);
-    return berth_store_blob_stat(f->st, repo, &img->config, &size) == 0 &&
-           berth_store_blob_stat(f->st, repo, &img->layer, &size) == 0;
+    return berth_store_blob_stat(f->t.st, repo, &img->config, &size) == 0 &&
+           berth_store_blob_stat(f->t.st, repo, &img->layer, &size) == 0;
 }
 
 /* ---- tests ---- */
@@ -288,9 +237,9 @@ static void corrupt_then_heal(struct fixture *f, void (*damage)(const char *path
     assert_false(image_whole(f, "app", "v1", &img));
 
     /* pushing the blob again (upload commit) makes the image whole */
-    push_blob(f->st, "app", LAYER_DATA);
+    push_blob(f->t.st, "app", LAYER_DATA);
     assert_true(image_whole(f, "app", "v1", &img));
-    push_blob(f->st, "mirror", LAYER_DATA);
+    push_blob(f->t.st, "mirror", LAYER_DATA);
     assert_clean(f);
 }
 
@@ -341,14 +290,14 @@ static void test_orphan_file(void **state)
     FILE *fp;
 
     put_image(f, "app", "v1");
-    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s", f->dir, berth_digest_hex(&d));
+    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s", f->t.dir, berth_digest_hex(&d));
     mkdir(path, 0755);
     blob_path(path, sizeof(path), f, &d);
     assert_non_null(fp = fopen(path, "w"));
     fputs("nobody's blob", fp);
     fclose(fp);
     /* a name the store cannot have written: reported, never deleted */
-    snprintf(odd, sizeof(odd), "%s/blobs/sha256/notes.txt", f->dir);
+    snprintf(odd, sizeof(odd), "%s/blobs/sha256/notes.txt", f->t.dir);
     assert_non_null(fp = fopen(odd, "w"));
     fclose(fp);
 
@@ -386,8 +335,8 @@ static void test_dangling_tag(void **state)
     assert_int_equal(find(f, "dangling-tag", "app:v1")->fixed, 1);
     assert_int_equal(f->np, 3); /* the tag and the two edges */
     assert_clean(f);
-    assert_int_equal(berth_store_manifest_get(f->st, "app", "v1", 0, &info), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "app", "keep", 0, &info), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", "v1", 0, &info), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", "keep", 0, &info), 0);
     berth_manifest_info_dispose(&info);
 }
 
@@ -433,7 +382,7 @@ static void test_dangling_link(void **state)
     fsck(f, 1, 0);
     assert_int_equal(find(f, "dangling-link", img.layer.str)->fixed, 1);
     assert_int_equal(find(f, "orphan-file", img.layer.str)->fixed, 1);
-    push_blob(f->st, "app", LAYER_DATA);
+    push_blob(f->t.st, "app", LAYER_DATA);
     assert_true(image_whole(f, "app", "v1", &img));
     assert_clean(f);
 }
@@ -442,28 +391,9 @@ static void test_dangling_link(void **state)
 static struct berth_digest put_index(struct fixture *f, const char *repo, const char *tag,
                                      const struct berth_digest *child)
 {
-    struct berth_manifest *m = NULL;
-    struct berth_manifest_put req = { 0 };
     struct berth_digest d;
-    char *json = NULL;
 
-    assert_true(asprintf(&json,
-                         "{\"schemaVersion\":2,\"mediaType\":"
-                         "\"application/vnd.oci.image.index.v1+json\",\"manifests\":[{"
-                         "\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-                         "\"digest\":\"%s\",\"size\":100}]}",
-                         child->str) > 0);
-    d = digest_of(json, strlen(json));
-    assert_int_equal(berth_manifest_parse(&m, NULL, (const uint8_t *)json, strlen(json)), 0);
-    req.repo = repo;
-    req.tag = tag;
-    req.m = m;
-    req.body = (const uint8_t *)json;
-    req.len = strlen(json);
-    req.digest = &d;
-    assert_int_equal(berth_store_manifest_put(f->st, &req), 0);
-    berth_manifest_free(m);
-    free(json);
+    assert_int_equal(put_json(f->t.st, repo, tag, index_json(child, 1), &d), 0);
     return d;
 }
 
@@ -526,17 +456,17 @@ static void test_stray_uploads(void **state)
     FILE *fp;
 
     /* a session whose data file vanished */
-    assert_int_equal(berth_upload_new(f->st, "app", id), 0);
-    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, id);
+    assert_int_equal(berth_upload_new(f->t.st, "app", id), 0);
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->t.dir, id);
     assert_int_equal(unlink(path), 0);
     /* an old data file no session names, and a young one (a session being
      * opened right now: left alone) */
-    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, stray);
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->t.dir, stray);
     assert_non_null(fp = fopen(path, "w"));
     fputs("partial", fp);
     fclose(fp);
     assert_int_equal(utimes(path, old), 0);
-    snprintf(young, sizeof(young), "%s/uploads/0123abcd-0000-4000-8000-000000000002", f->dir);
+    snprintf(young, sizeof(young), "%s/uploads/0123abcd-0000-4000-8000-000000000002", f->t.dir);
     assert_non_null(fp = fopen(young, "w"));
     fclose(fp);
 
@@ -550,7 +480,7 @@ static void test_stray_uploads(void **state)
     assert_int_equal(stat(path, &sb), -1);
     assert_int_equal(stat(young, &sb), 0);
     assert_clean(f);
-    assert_int_equal(berth_upload_offset(f->st, "app", id, &(uint64_t){ 0 }), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_offset(f->t.st, "app", id, &(uint64_t){ 0 }), BERTH_ENOTFOUND);
 }
 
 int main(void)

@@ -13,7 +13,6 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -27,27 +26,17 @@
 #include "core/error.h"
 #include "store/maint.h"
 #include "store/store.h"
-
-#define MT_LAYER "application/vnd.oci.image.layer.v1.tar+gzip"
-#define MT_CONFIG "application/vnd.oci.image.config.v1+json"
-#define MT_IMAGE "application/vnd.oci.image.manifest.v1+json"
-#define MT_INDEX "application/vnd.oci.image.index.v1+json"
+#include "storetest.h"
 
 struct fixture {
-    char dir[64];
-    struct berth_store *st;
+    struct storetest t;
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct berth_store_config cfg = { .root = NULL, .no_fsync = 1 };
 
-    if (!f)
-        return -1;
-    strcpy(f->dir, "/tmp/berth-gc-XXXXXX");
-    cfg.root = f->dir;
-    if (!mkdtemp(f->dir) || berth_store_open(&f->st, &cfg) < 0) {
+    if (!f || storetest_open(&f->t, "/tmp/berth-gc-") < 0) {
         free(f);
         return -1;
     }
@@ -55,30 +44,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    berth_store_free(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    storetest_close(&f->t);
     free(f);
     return 0;
-}
-
-static struct berth_digest digest_of(const void *buf, size_t len)
-{
-    struct berth_digest d;
-
-    assert_int_equal(berth_digest_buf(&d, BERTH_SHA256, buf, len), 0);
-    return d;
 }
 
 /* Monolithic push of a blob; 0, or the error of a step that failed
@@ -103,14 +75,6 @@ static int try_push_blob(struct berth_store *st, const char *repo, const char *d
     if (out)
         *out = d;
     return 0;
-}
-
-static struct berth_digest push_blob(struct berth_store *st, const char *repo, const char *data)
-{
-    struct berth_digest d;
-
-    assert_int_equal(try_push_blob(st, repo, data, &d), 0);
-    return d;
 }
 
 /* An OCI image manifest with `n` layers and an optional subject. */
@@ -141,47 +105,6 @@ static char *image_json(const struct berth_digest *config, const struct berth_di
     return s;
 }
 
-static char *index_json(const struct berth_digest *children, size_t n)
-{
-    size_t cap = 256 + n * 160, len, i;
-    char *s = malloc(cap);
-
-    assert_non_null(s);
-    len = (size_t)snprintf(s, cap,
-                           "{\"schemaVersion\":2,\"mediaType\":\"" MT_INDEX "\",\"manifests\":[");
-    for (i = 0; i < n; i++)
-        len += (size_t)snprintf(s + len, cap - len,
-                                "%s{\"mediaType\":\"" MT_IMAGE "\",\"digest\":\"%s\",\"size\":100}",
-                                i ? "," : "", children[i].str);
-    len += (size_t)snprintf(s + len, cap - len, "]}");
-    assert_true(len < cap);
-    return s;
-}
-
-/* Parse and store json (freed) under tag (NULL: by digest). */
-static int put_json(struct berth_store *st, const char *repo, const char *tag, char *json,
-                    struct berth_digest *out)
-{
-    struct berth_manifest *m = NULL;
-    struct berth_manifest_put req = { 0 };
-    struct berth_digest d = digest_of(json, strlen(json));
-    int error;
-
-    assert_int_equal(berth_manifest_parse(&m, NULL, (const uint8_t *)json, strlen(json)), 0);
-    req.repo = repo;
-    req.tag = tag;
-    req.m = m;
-    req.body = (const uint8_t *)json;
-    req.len = strlen(json);
-    req.digest = &d;
-    error = berth_store_manifest_put(st, &req);
-    berth_manifest_free(m);
-    free(json);
-    if (out)
-        *out = d;
-    return error;
-}
-
 /* An image of a config and one layer, pushed into repo. */
 static struct berth_digest put_image(struct berth_store *st, const char *repo, const char *tag,
                                      const char *config, const char *layer,
@@ -201,14 +124,14 @@ static int file_exists(const struct fixture *f, const char *data)
     char path[256];
     struct stat sb;
 
-    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", f->dir, d.str + 7, d.str + 7);
+    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", f->t.dir, d.str + 7, d.str + 7);
     return stat(path, &sb) == 0;
 }
 
 static int has_manifest(const struct fixture *f, const char *repo, const struct berth_digest *d)
 {
     struct berth_manifest_info info;
-    int error = berth_store_manifest_get(f->st, repo, d->str, 0, &info);
+    int error = berth_store_manifest_get(f->t.st, repo, d->str, 0, &info);
 
     berth_manifest_info_dispose(&info);
     assert_true(error == 0 || error == BERTH_ENOTFOUND);
@@ -269,7 +192,7 @@ static int gc(struct fixture *f, int dry, int untagged, int64_t grace, struct be
     o.grace_sec = grace;
     o.report = l ? on_report : NULL;
     o.ctx = l;
-    return berth_gc_run(f->st, &o, st ? st : &dummy);
+    return berth_gc_run(f->t.st, &o, st ? st : &dummy);
 }
 
 /* (i) a multi-platform index: its children live through it, and go with it */
@@ -280,21 +203,21 @@ static void test_gc_index(void **state)
     struct berth_gc_stats s;
     char line[200];
 
-    kids[0] = put_image(f->st, "multi", NULL, "{\"os\":\"m-amd64\"}", "m amd64 layer", NULL);
-    kids[1] = put_image(f->st, "multi", NULL, "{\"os\":\"m-arm64\"}", "m arm64 layer", NULL);
-    assert_int_equal(put_json(f->st, "multi", "latest", index_json(kids, 2), &idx), 0);
+    kids[0] = put_image(f->t.st, "multi", NULL, "{\"os\":\"m-amd64\"}", "m amd64 layer", NULL);
+    kids[1] = put_image(f->t.st, "multi", NULL, "{\"os\":\"m-arm64\"}", "m arm64 layer", NULL);
+    assert_int_equal(put_json(f->t.st, "multi", "latest", index_json(kids, 2), &idx), 0);
     /* the same shape, with one child also tagged on its own */
-    kids2[0] = put_image(f->st, "multi2", "amd64", "{\"os\":\"n-amd64\"}", "n amd64 layer", NULL);
-    kids2[1] = put_image(f->st, "multi2", NULL, "{\"os\":\"n-arm64\"}", "n arm64 layer", NULL);
-    assert_int_equal(put_json(f->st, "multi2", "latest", index_json(kids2, 2), &idx2), 0);
+    kids2[0] = put_image(f->t.st, "multi2", "amd64", "{\"os\":\"n-amd64\"}", "n amd64 layer", NULL);
+    kids2[1] = put_image(f->t.st, "multi2", NULL, "{\"os\":\"n-arm64\"}", "n arm64 layer", NULL);
+    assert_int_equal(put_json(f->t.st, "multi2", "latest", index_json(kids2, 2), &idx2), 0);
 
     /* tagged index: nothing to free, even collecting untagged manifests */
     assert_int_equal(gc(f, 0, 1, 0, &s, NULL), 0);
     assert_int_equal(s.manifests + s.links + s.blobs + s.orphans, 0);
     assert_int_equal(s.blobs_live, 8);
 
-    assert_int_equal(berth_store_tag_delete(f->st, "multi", "latest"), 0);
-    assert_int_equal(berth_store_tag_delete(f->st, "multi2", "latest"), 0);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "multi", "latest"), 0);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "multi2", "latest"), 0);
     /* without --untagged an untagged index and its children stay */
     assert_int_equal(gc(f, 0, 0, 0, &s, NULL), 0);
     assert_int_equal(s.manifests + s.blobs, 0);
@@ -338,17 +261,17 @@ static void test_gc_referrers(void **state)
     struct berth_gc_stats s;
     uint64_t size;
 
-    live_subject = put_image(f->st, "r", "v1", "{\"s\":1}", "subject one", NULL);
-    dead_subject = put_image(f->st, "r", "v2", "{\"s\":2}", "subject two", NULL);
-    keep = put_image(f->st, "r", NULL, "{\"sig\":1}", "signature one", &live_subject);
-    gone = put_image(f->st, "r", NULL, "{\"sig\":2}", "signature two", &dead_subject);
+    live_subject = put_image(f->t.st, "r", "v1", "{\"s\":1}", "subject one", NULL);
+    dead_subject = put_image(f->t.st, "r", "v2", "{\"s\":2}", "subject two", NULL);
+    keep = put_image(f->t.st, "r", NULL, "{\"sig\":1}", "signature one", &live_subject);
+    gone = put_image(f->t.st, "r", NULL, "{\"sig\":2}", "signature two", &dead_subject);
     /* a referrer of a referrer goes with it */
-    chained = put_image(f->st, "r", NULL, "{\"sig\":3}", "signature three", &gone);
+    chained = put_image(f->t.st, "r", NULL, "{\"sig\":3}", "signature three", &gone);
 
     assert_int_equal(gc(f, 0, 0, 0, &s, NULL), 0);
     assert_int_equal(s.manifests + s.blobs, 0);
 
-    assert_int_equal(berth_store_manifest_delete(f->st, "r", &dead_subject), 0);
+    assert_int_equal(berth_store_manifest_delete(f->t.st, "r", &dead_subject), 0);
     assert_int_equal(gc(f, 0, 0, 0, &s, NULL), 0);
     assert_int_equal(s.manifests, 2);
     assert_int_equal(s.blobs, 6); /* the dead subject's 2 and the referrers' 4 */
@@ -364,7 +287,7 @@ static void test_gc_referrers(void **state)
     {
         struct berth_digest l = digest_of("signature one", 13);
 
-        assert_int_equal(berth_store_blob_stat(f->st, "r", &l, &size), 0);
+        assert_int_equal(berth_store_blob_stat(f->t.st, "r", &l, &size), 0);
     }
 }
 
@@ -372,22 +295,22 @@ static void test_gc_referrers(void **state)
 static void test_gc_shared_layer(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest a = put_image(f->st, "team/a", "v1", "{\"a\":1}", "shared layer", NULL);
-    struct berth_digest b = put_image(f->st, "team/b", "v1", "{\"b\":1}", "shared layer", NULL);
+    struct berth_digest a = put_image(f->t.st, "team/a", "v1", "{\"a\":1}", "shared layer", NULL);
+    struct berth_digest b = put_image(f->t.st, "team/b", "v1", "{\"b\":1}", "shared layer", NULL);
     struct berth_digest l = digest_of("shared layer", 12);
     struct berth_gc_stats s;
     uint64_t size;
 
-    assert_int_equal(berth_store_manifest_delete(f->st, "team/a", &a), 0);
+    assert_int_equal(berth_store_manifest_delete(f->t.st, "team/a", &a), 0);
     assert_int_equal(gc(f, 0, 0, 0, &s, NULL), 0);
     assert_int_equal(s.blobs, 1); /* a's config */
     assert_int_equal(s.links, 2);
     assert_false(file_exists(f, "{\"a\":1}"));
     assert_true(file_exists(f, "shared layer"));
-    assert_int_equal(berth_store_blob_stat(f->st, "team/b", &l, &size), 0);
-    assert_int_equal(berth_store_blob_stat(f->st, "team/a", &l, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "team/b", &l, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "team/a", &l, &size), BERTH_ENOTFOUND);
 
-    assert_int_equal(berth_store_manifest_delete(f->st, "team/b", &b), 0);
+    assert_int_equal(berth_store_manifest_delete(f->t.st, "team/b", &b), 0);
     assert_int_equal(gc(f, 0, 0, 0, &s, NULL), 0);
     assert_int_equal(s.blobs, 2);
     assert_false(file_exists(f, "shared layer"));
@@ -399,13 +322,13 @@ static void test_gc_shared_layer(void **state)
 static void test_gc_grace(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest d = push_blob(f->st, "g", "in-flight layer");
+    struct berth_digest d = push_blob(f->t.st, "g", "in-flight layer");
     struct berth_gc_stats s;
     uint64_t size;
 
     assert_int_equal(gc(f, 0, 1, 3600, &s, NULL), 0);
     assert_int_equal(s.links + s.blobs, 0);
-    assert_int_equal(berth_store_blob_stat(f->st, "g", &d, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "g", &d, &size), 0);
     assert_int_equal(s.blobs_live, 1);
     assert_int_equal(s.bytes_live, 15);
 
@@ -413,12 +336,12 @@ static void test_gc_grace(void **state)
     assert_int_equal(s.links, 1);
     assert_int_equal(s.blobs, 1);
     assert_int_equal(s.bytes, 15);
-    assert_int_equal(berth_store_blob_stat(f->st, "g", &d, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "g", &d, &size), BERTH_ENOTFOUND);
     assert_false(file_exists(f, "in-flight layer"));
 
     /* pushed again: stored again */
-    push_blob(f->st, "g", "in-flight layer");
-    assert_int_equal(berth_store_blob_stat(f->st, "g", &d, &size), 0);
+    push_blob(f->t.st, "g", "in-flight layer");
+    assert_int_equal(berth_store_blob_stat(f->t.st, "g", &d, &size), 0);
     assert_true(file_exists(f, "in-flight layer"));
 }
 
@@ -432,12 +355,12 @@ static void test_gc_dry_run(void **state)
     uint64_t size;
     size_t i;
 
-    img = put_image(f->st, "d", "keep", "{\"d\":0}", "kept layer", NULL);
-    kids[0] = put_image(f->st, "d", NULL, "{\"d\":1}", "child layer", NULL);
-    assert_int_equal(put_json(f->st, "d", "idx", index_json(kids, 1), &idx), 0);
-    assert_int_equal(berth_store_tag_delete(f->st, "d", "idx"), 0);
-    ref = put_image(f->st, "d", NULL, "{\"d\":2}", "ref layer", &idx);
-    stray = push_blob(f->st, "d", "never referenced");
+    img = put_image(f->t.st, "d", "keep", "{\"d\":0}", "kept layer", NULL);
+    kids[0] = put_image(f->t.st, "d", NULL, "{\"d\":1}", "child layer", NULL);
+    assert_int_equal(put_json(f->t.st, "d", "idx", index_json(kids, 1), &idx), 0);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "d", "idx"), 0);
+    ref = put_image(f->t.st, "d", NULL, "{\"d\":2}", "ref layer", &idx);
+    stray = push_blob(f->t.st, "d", "never referenced");
 
     assert_int_equal(gc(f, 1, 1, 0, &dry, &ld), 0);
     assert_int_equal(dry.manifests, 3);
@@ -447,7 +370,7 @@ static void test_gc_dry_run(void **state)
     /* nothing changed */
     assert_true(has_manifest(f, "d", &idx));
     assert_true(has_manifest(f, "d", &ref));
-    assert_int_equal(berth_store_blob_stat(f->st, "d", &stray, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "d", &stray, &size), 0);
     assert_true(file_exists(f, "child layer"));
 
     assert_int_equal(gc(f, 0, 1, 0, &real, &lr), 0);
@@ -477,22 +400,22 @@ static void test_gc_repo_delete(void **state)
     struct stat sb;
     uint64_t size;
 
-    put_image(f->st, "x", "v1", "{\"x\":1}", "shared xy", NULL);
-    put_image(f->st, "x", "v2", "{\"x\":2}", "only x", NULL);
-    put_image(f->st, "y", "v1", "{\"y\":1}", "shared xy", NULL);
+    put_image(f->t.st, "x", "v1", "{\"x\":1}", "shared xy", NULL);
+    put_image(f->t.st, "x", "v2", "{\"x\":2}", "only x", NULL);
+    put_image(f->t.st, "y", "v1", "{\"y\":1}", "shared xy", NULL);
     /* two sessions held by requests while the repository goes */
-    assert_int_equal(berth_upload_new(f->st, "x", id), 0);
-    assert_int_equal(berth_upload_open(&held, f->st, "x", id, 0), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "x", id), 0);
+    assert_int_equal(berth_upload_open(&held, f->t.st, "x", id, 0), 0);
     assert_int_equal(berth_upload_write(held, "late data", 9), 0);
-    assert_int_equal(berth_upload_new(f->st, "x", id2), 0);
-    assert_int_equal(berth_upload_open(&closing, f->st, "x", id2, 0), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "x", id2), 0);
+    assert_int_equal(berth_upload_open(&closing, f->t.st, "x", id2, 0), 0);
     assert_int_equal(berth_upload_write(closing, "partial", 7), 0);
 
-    assert_int_equal(berth_store_repo_delete(f->st, "x"), 0);
-    assert_int_equal(berth_store_repo_exists(f->st, "x"), 0);
-    assert_int_equal(berth_store_repo_delete(f->st, "x"), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_repo_delete(f->t.st, "x"), 0);
+    assert_int_equal(berth_store_repo_exists(f->t.st, "x"), 0);
+    assert_int_equal(berth_store_repo_delete(f->t.st, "x"), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_NAME_UNKNOWN);
-    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, id);
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->t.dir, id);
     assert_int_equal(stat(path, &sb), -1);
 
     /* the held sessions fail cleanly, storing nothing */
@@ -500,7 +423,7 @@ static void test_gc_repo_delete(void **state)
     assert_int_equal(berth_error_oci(), BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
     assert_int_equal(berth_upload_close(closing, 1), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
-    assert_int_equal(berth_upload_open(&closing, f->st, "x", id2, -1), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_open(&closing, f->t.st, "x", id2, -1), BERTH_ENOTFOUND);
 
     assert_int_equal(gc(f, 0, 0, 0, &s, NULL), 0);
     /* x's two configs and its unique layer, and the late blob placed by
@@ -510,9 +433,9 @@ static void test_gc_repo_delete(void **state)
     assert_false(file_exists(f, "only x"));
     assert_false(file_exists(f, "late data"));
     assert_true(file_exists(f, "shared xy"));
-    assert_int_equal(berth_store_blob_stat(f->st, "y", &l, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "y", &l, &size), 0);
     /* the name can be pushed again from scratch */
-    put_image(f->st, "x", "v1", "{\"x\":1}", "only x", NULL);
+    put_image(f->t.st, "x", "v1", "{\"x\":1}", "only x", NULL);
 }
 
 struct gc_thread {
@@ -543,7 +466,7 @@ static void test_gc_exclusive(void **state)
 
     pthread_mutex_init(&l.lock, NULL);
     pthread_cond_init(&l.cond, NULL);
-    push_blob(f->st, "e", "garbage");
+    push_blob(f->t.st, "e", "garbage");
     assert_int_equal(pthread_create(&th, NULL, gc_main, &t), 0);
     pthread_mutex_lock(&l.lock);
     while (!l.entered)
@@ -563,7 +486,7 @@ static void test_gc_exclusive(void **state)
     assert_int_equal(t.s.blobs, 1);
 
     /* another process holding the lock (`berth gc` next to `berth serve`) */
-    snprintf(path, sizeof(path), "%s/gc.lock", f->dir);
+    snprintf(path, sizeof(path), "%s/gc.lock", f->t.dir);
     assert_true((fd = open(path, O_RDWR)) >= 0);
     assert_int_equal(flock(fd, LOCK_EX), 0);
     assert_int_equal(gc(f, 0, 0, 0, &s, NULL), BERTH_EEXISTS);
@@ -586,21 +509,21 @@ static void test_gc_resume(void **state)
 
     for (i = 0; i < 5; i++) {
         snprintf(data, sizeof(data), "garbage %d", i);
-        push_blob(f->st, "s", data);
+        push_blob(f->t.st, "s", data);
     }
     for (i = 0; i < 3; i++) { /* untagged images: one manifest per batch */
         char config[32];
 
         snprintf(config, sizeof(config), "{\"s\":%d}", i);
         snprintf(data, sizeof(data), "untagged layer %d", i);
-        put_image(f->st, "s", NULL, config, data, NULL);
+        put_image(f->t.st, "s", NULL, config, data, NULL);
     }
     o.untagged = 1;
     o.batch = 1;
     o.report = on_report;
     o.ctx = &l;
     o.stop = &stop;
-    assert_int_equal(berth_gc_run(f->st, &o, &s), 0);
+    assert_int_equal(berth_gc_run(f->t.st, &o, &s), 0);
     assert_int_equal(s.stopped, 1);
     assert_int_equal(s.manifests, 3);
     assert_int_equal(s.links, 11);
@@ -608,7 +531,7 @@ static void test_gc_resume(void **state)
 
     stop = 0;
     l.stop_on_blob = NULL;
-    assert_int_equal(berth_gc_run(f->st, &o, &s), 0);
+    assert_int_equal(berth_gc_run(f->t.st, &o, &s), 0);
     assert_int_equal(s.stopped, 0);
     assert_int_equal(s.manifests + s.links, 0);
     assert_int_equal(s.blobs, 10);
@@ -625,7 +548,7 @@ static void backdate_uploads(struct fixture *f, int sec)
     char path[256], sql[128];
     sqlite3 *db;
 
-    snprintf(path, sizeof(path), "%s/berth.db", f->dir);
+    snprintf(path, sizeof(path), "%s/berth.db", f->t.dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     snprintf(sql, sizeof(sql), "UPDATE uploads SET updated = updated - %d", sec);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
@@ -643,13 +566,13 @@ static void test_gc_orphans_uploads(void **state)
     uint64_t off;
     FILE *fp;
 
-    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s", f->dir, d.str + 7);
+    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s", f->t.dir, d.str + 7);
     assert_int_equal(mkdir(path, 0755), 0);
-    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", f->dir, d.str + 7, d.str + 7);
+    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s/%s", f->t.dir, d.str + 7, d.str + 7);
     assert_non_null(fp = fopen(path, "w"));
     fputs("orphan bytes", fp);
     fclose(fp);
-    assert_int_equal(berth_upload_new(f->st, "u", id), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "u", id), 0);
 
     assert_int_equal(gc(f, 1, 0, 0, &s, &l), 0);
     assert_int_equal(s.orphans, 1);
@@ -661,18 +584,18 @@ static void test_gc_orphans_uploads(void **state)
     assert_int_equal(s.orphans, 1);
     assert_int_equal(s.uploads, 0);
     assert_false(file_exists(f, "orphan bytes"));
-    assert_int_equal(berth_upload_offset(f->st, "u", id, &off), 0);
+    assert_int_equal(berth_upload_offset(f->t.st, "u", id, &off), 0);
     backdate_uploads(f, 601);
     assert_int_equal(gc(f, 0, 0, 3600, &s, NULL), 0);
     assert_int_equal(s.uploads, 0);
-    assert_int_equal(berth_upload_offset(f->st, "u", id, &off), 0);
+    assert_int_equal(berth_upload_offset(f->t.st, "u", id, &off), 0);
 
     l.n = 0;
     assert_int_equal(gc(f, 0, 0, 0, &s, &l), 0);
     assert_int_equal(s.uploads, 1);
     snprintf(path, sizeof(path), "upload u %s", id);
     assert_true(logged(&l, path));
-    assert_int_equal(berth_upload_offset(f->st, "u", id, &off), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_offset(f->t.st, "u", id, &off), BERTH_ENOTFOUND);
 }
 
 /* kill -9 in the middle of a sweep (BERTH_FAULTS=gc_sweep:k3 in a child
@@ -680,7 +603,7 @@ static void test_gc_orphans_uploads(void **state)
 static void test_gc_killed(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest img = put_image(f->st, "k", "v1", "{\"k\":1}", "live layer", NULL);
+    struct berth_digest img = put_image(f->t.st, "k", "v1", "{\"k\":1}", "live layer", NULL);
     char data[32], exe[4096];
     struct berth_gc_stats s;
     struct log l = { .n = 0 };
@@ -690,13 +613,13 @@ static void test_gc_killed(void **state)
 
     for (i = 0; i < 5; i++) {
         snprintf(data, sizeof(data), "doomed %d", i);
-        push_blob(f->st, "k", data);
+        push_blob(f->t.st, "k", data);
     }
     assert_true((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) > 0);
     exe[n] = '\0';
     if ((pid = fork()) == 0) {
         setenv("BERTH_FAULTS", "gc_sweep:k3", 1);
-        execl(exe, exe, "--gc-child", f->dir, (char *)NULL);
+        execl(exe, exe, "--gc-child", f->t.dir, (char *)NULL);
         _exit(127);
     }
     assert_true(pid > 0);
@@ -745,17 +668,17 @@ static int gc_child(const char *root)
 static void test_gc_migrate(void **state)
 {
     struct fixture *f = *state;
-    struct berth_store_config cfg = { .root = f->dir, .no_fsync = 1 };
-    struct berth_digest d = push_blob(f->st, "old", "pushed before the upgrade");
+    struct berth_store_config cfg = { .root = f->t.dir, .no_fsync = 1 };
+    struct berth_digest d = push_blob(f->t.st, "old", "pushed before the upgrade");
     struct berth_gc_stats s;
     char path[128];
     sqlite3_stmt *q;
     sqlite3 *db;
     uint64_t size;
 
-    berth_store_free(f->st);
-    f->st = NULL;
-    snprintf(path, sizeof(path), "%s/berth.db", f->dir);
+    berth_store_free(f->t.st);
+    f->t.st = NULL;
+    snprintf(path, sizeof(path), "%s/berth.db", f->t.dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "ALTER TABLE repo_blobs DROP COLUMN linked;"
@@ -764,7 +687,7 @@ static void test_gc_migrate(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
 
-    assert_int_equal(berth_store_open(&f->st, &cfg), 0);
+    assert_int_equal(berth_store_open(&f->t.st, &cfg), 0);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT (SELECT user_version FROM pragma_user_version),"
@@ -781,7 +704,7 @@ static void test_gc_migrate(void **state)
 
     assert_int_equal(gc(f, 0, 0, 3600, &s, NULL), 0);
     assert_int_equal(s.links + s.blobs, 0);
-    assert_int_equal(berth_store_blob_stat(f->st, "old", &d, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "old", &d, &size), 0);
     assert_int_equal(gc(f, 0, 0, 0, &s, NULL), 0);
     assert_int_equal(s.blobs, 1);
 }
@@ -871,7 +794,7 @@ static void verify_tags(struct fixture *f)
     for (p = 0; p < PUSHERS; p++) {
         snprintf(repo, sizeof(repo), "race/%d", p % 2);
         snprintf(tag, sizeof(tag), "t%d", p);
-        if (check_tag(f->st, repo, tag, why, sizeof(why)) < 0)
+        if (check_tag(f->t.st, repo, tag, why, sizeof(why)) < 0)
             fail_msg("%s", why);
     }
 }
@@ -891,10 +814,10 @@ static int push_round(struct race *r, int n, int round)
      * could take it: a push racing the sweep of that very blob */
     snprintf(own, sizeof(own), "layer of %d round %d", n, round % 2);
     for (;;) {
-        if ((error = try_push_blob(r->f->st, repo, config, &c)) == 0 &&
-            (error = try_push_blob(r->f->st, repo, "layer everyone shares", &layers[0])) == 0 &&
-            (error = try_push_blob(r->f->st, repo, own, &layers[1])) == 0 &&
-            (error = put_json(r->f->st, repo, tag, image_json(&c, layers, 2, NULL), NULL)) == 0)
+        if ((error = try_push_blob(r->f->t.st, repo, config, &c)) == 0 &&
+            (error = try_push_blob(r->f->t.st, repo, "layer everyone shares", &layers[0])) == 0 &&
+            (error = try_push_blob(r->f->t.st, repo, own, &layers[1])) == 0 &&
+            (error = put_json(r->f->t.st, repo, tag, image_json(&c, layers, 2, NULL), NULL)) == 0)
             break;
         /* told to upload again (a session purged, a link swept); nothing else */
         if (error != BERTH_ENOTFOUND || ++tries == 1000) {
@@ -927,7 +850,7 @@ static void *pusher_main(void *p)
         if (r->failure[0] || push_round(r, pu->n, i) < 0)
             break;
         /* only this thread moves this tag: it must pull completely now */
-        if (check_tag(r->f->st, repo, tag, why, sizeof(why)) < 0) {
+        if (check_tag(r->f->t.st, repo, tag, why, sizeof(why)) < 0) {
             race_fail(r, "after round %d: %s", i, why);
             break;
         }
@@ -943,7 +866,7 @@ static void *collector_main(void *p)
 
     o.untagged = 1;
     while (!r->done) {
-        if (berth_gc_run(r->f->st, &o, &s) < 0) {
+        if (berth_gc_run(r->f->t.st, &o, &s) < 0) {
             race_fail(r, "collection: %s", berth_error_msg());
             break;
         }

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <ftw.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -22,9 +21,7 @@
 #include "server/rules.h"
 #include "store/maint.h"
 #include "store/store.h"
-
-#define MT_LAYER "application/vnd.oci.image.layer.v1.tar+gzip"
-#define MT_CONFIG "application/vnd.oci.image.config.v1+json"
+#include "storetest.h"
 
 static const char rules_yaml[] = "berth:\n"
                                  "  immutabletags:\n"
@@ -50,21 +47,15 @@ static void load(struct berth_config *cfg, const char *yaml)
 /* ---- a store per test ---- */
 
 struct fixture {
-    char dir[64];
-    struct berth_store *st;
+    struct storetest t;
     struct berth_config cfg;
 };
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    struct berth_store_config sc = { .root = NULL, .no_fsync = 1 };
 
-    if (!f)
-        return -1;
-    strcpy(f->dir, "/tmp/berth-rules-XXXXXX");
-    sc.root = f->dir;
-    if (!mkdtemp(f->dir) || berth_store_open(&f->st, &sc) < 0) {
+    if (!f || storetest_open(&f->t, "/tmp/berth-rules-") < 0) {
         free(f);
         return -1;
     }
@@ -73,44 +64,14 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    berth_store_free(f->st);
+    storetest_close(&f->t);
     berth_config_dispose(&f->cfg);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     free(f);
     return 0;
-}
-
-static struct berth_digest digest_of(const void *buf, size_t len)
-{
-    struct berth_digest d;
-
-    assert_int_equal(berth_digest_buf(&d, BERTH_SHA256, buf, len), 0);
-    return d;
-}
-
-static struct berth_digest push_blob(struct berth_store *st, const char *repo, const char *data)
-{
-    struct berth_digest d = digest_of(data, strlen(data));
-    char id[BERTH_UPLOAD_ID_MAX];
-    struct berth_upload *u;
-
-    assert_int_equal(berth_upload_new(st, repo, id), 0);
-    assert_int_equal(berth_upload_open(&u, st, repo, id, 0), 0);
-    assert_int_equal(berth_upload_write(u, data, strlen(data)), 0);
-    assert_int_equal(berth_upload_commit(u, &d, NULL), 0);
-    return d;
 }
 
 static char *image_json(const struct berth_digest *config, const struct berth_digest *layer)
@@ -124,19 +85,6 @@ static char *image_json(const struct berth_digest *config, const struct berth_di
                          "\"size\":2},\"layers\":[{\"mediaType\":\"" MT_LAYER "\","
                          "\"digest\":\"%s\",\"size\":10}]}",
                          config->str, layer->str) > 0);
-    return s;
-}
-
-static char *index_json(const struct berth_digest *child)
-{
-    char *s = NULL;
-
-    assert_true(asprintf(&s,
-                         "{\"schemaVersion\":2,\"mediaType\":"
-                         "\"application/vnd.oci.image.index.v1+json\",\"manifests\":[{"
-                         "\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-                         "\"digest\":\"%s\",\"size\":100}]}",
-                         child->str) > 0);
     return s;
 }
 
@@ -156,41 +104,13 @@ static int guard(void *ctx, const char *repo, const char *tag, const char *old)
     return g->refuse ? berth_error_set(BERTH_EDENIED, "refused by the guard") : 0;
 }
 
-/* Store json (freed) under tag; *out gets the digest and *len its size. */
-static int put_json(struct berth_store *st, const char *repo, const char *tag, char *json,
-                    struct guard_log *g, struct berth_digest *out)
-{
-    struct berth_manifest *m = NULL;
-    struct berth_manifest_put req = { 0 };
-    struct berth_digest d = digest_of(json, strlen(json));
-    int error;
-
-    assert_int_equal(berth_manifest_parse(&m, NULL, (const uint8_t *)json, strlen(json)), 0);
-    req.repo = repo;
-    req.tag = tag;
-    req.m = m;
-    req.body = (const uint8_t *)json;
-    req.len = strlen(json);
-    req.digest = &d;
-    if (g) {
-        req.tag_guard = guard;
-        req.guard_ctx = g;
-    }
-    error = berth_store_manifest_put(st, &req);
-    berth_manifest_free(m);
-    free(json);
-    if (out)
-        *out = d;
-    return error;
-}
-
 /* An image whose layer is `layer` (config "{}"): its manifest digest. */
 static struct berth_digest put_image(struct berth_store *st, const char *repo, const char *tag,
                                      const char *layer)
 {
     struct berth_digest c = push_blob(st, repo, "{}"), l = push_blob(st, repo, layer), d;
 
-    assert_int_equal(put_json(st, repo, tag, image_json(&c, &l), NULL, &d), 0);
+    assert_int_equal(put_json(st, repo, tag, image_json(&c, &l), &d), 0);
     return d;
 }
 
@@ -301,13 +221,13 @@ static void test_usage_and_tags_of(void **state)
     struct berth_usage u;
     size_t la = manifest_len("only in one"), lb = manifest_len(shared);
 
-    a = put_image(f->st, "team-a/one", "v1", "only in one");
-    push_blob(f->st, "team-a/one", shared);
-    b = put_image(f->st, "team-a/two", "v1", shared);
-    assert_int_equal(put_json(f->st, "team-a/two", "v2", index_json(&b), NULL, NULL), 0);
-    put_image(f->st, "solo", "latest", "solo layer");
+    a = put_image(f->t.st, "team-a/one", "v1", "only in one");
+    push_blob(f->t.st, "team-a/one", shared);
+    b = put_image(f->t.st, "team-a/two", "v1", shared);
+    assert_int_equal(put_json(f->t.st, "team-a/two", "v2", index_json(&b, 1), NULL), 0);
+    put_image(f->t.st, "solo", "latest", "solo layer");
 
-    assert_int_equal(berth_store_usage(f->st, "team-a/one", &u), 0);
+    assert_int_equal(berth_store_usage(f->t.st, "team-a/one", &u), 0);
     assert_int_equal(u.dedup, 2 + 11 + strlen(shared) + la);
     assert_int_equal(u.total, u.dedup);
     assert_int_equal(u.blobs, 3);
@@ -316,7 +236,7 @@ static void test_usage_and_tags_of(void **state)
     assert_int_equal(u.repositories, 1);
 
     /* the namespace: "{}" and the shared layer once in dedup, twice in total */
-    assert_int_equal(berth_store_usage(f->st, "team-a/", &u), 0);
+    assert_int_equal(berth_store_usage(f->t.st, "team-a/", &u), 0);
     assert_int_equal(u.repositories, 2);
     assert_int_equal(u.blobs, 3);
     assert_int_equal(u.manifests, 3);
@@ -325,19 +245,19 @@ static void test_usage_and_tags_of(void **state)
         uint64_t idx;
         struct berth_manifest_info mi;
 
-        assert_int_equal(berth_store_manifest_get(f->st, "team-a/two", "v2", 0, &mi), 0);
+        assert_int_equal(berth_store_manifest_get(f->t.st, "team-a/two", "v2", 0, &mi), 0);
         idx = mi.len;
         berth_manifest_info_dispose(&mi);
         assert_int_equal(u.total, (2 + 11 + strlen(shared) + la) + (2 + strlen(shared) + lb) +
                                       idx);
         assert_int_equal(u.dedup, u.total - 2 - strlen(shared));
     }
-    assert_int_equal(berth_store_usage(f->st, NULL, &u), 0);
+    assert_int_equal(berth_store_usage(f->t.st, NULL, &u), 0);
     assert_int_equal(u.repositories, 3);
     assert_int_equal(u.tags, 4);
-    assert_int_equal(berth_store_usage(f->st, "nope", &u), 0);
+    assert_int_equal(berth_store_usage(f->t.st, "nope", &u), 0);
     assert_int_equal(u.repositories + u.dedup + u.total, 0);
-    assert_int_equal(berth_store_usage(f->st, "team-a", &u), 0); /* exact name, not a prefix */
+    assert_int_equal(berth_store_usage(f->t.st, "team-a", &u), 0); /* exact name, not a prefix */
     assert_int_equal(u.repositories, 0);
 
     /* blob in scope */
@@ -345,11 +265,11 @@ static void test_usage_and_tags_of(void **state)
         struct berth_digest s = digest_of(shared, strlen(shared));
         struct berth_digest only = digest_of("only in one", 11);
 
-        assert_int_equal(berth_store_blob_in_scope(f->st, "team-a/", &s), 1);
-        assert_int_equal(berth_store_blob_in_scope(f->st, "team-a/two", &only), 0);
-        assert_int_equal(berth_store_blob_in_scope(f->st, "team-a/", &only), 1);
-        assert_int_equal(berth_store_blob_in_scope(f->st, "solo", &only), 0);
-        assert_int_equal(berth_store_blob_in_scope(f->st, NULL, &only), 1);
+        assert_int_equal(berth_store_blob_in_scope(f->t.st, "team-a/", &s), 1);
+        assert_int_equal(berth_store_blob_in_scope(f->t.st, "team-a/two", &only), 0);
+        assert_int_equal(berth_store_blob_in_scope(f->t.st, "team-a/", &only), 1);
+        assert_int_equal(berth_store_blob_in_scope(f->t.st, "solo", &only), 0);
+        assert_int_equal(berth_store_blob_in_scope(f->t.st, NULL, &only), 1);
     }
     (void)a;
 }
@@ -389,20 +309,20 @@ static void test_usage_each_and_tags_of(void **state)
     struct each e = { .n = 0 };
     struct berth_digest d, unknown = digest_of("x", 1);
 
-    d = put_image(f->st, "ns/b", "v1", "layer b");
-    put_image(f->st, "ns/a", "v1", "layer a");
-    put_image(f->st, "nsx", "v1", "layer x");
+    d = put_image(f->t.st, "ns/b", "v1", "layer b");
+    put_image(f->t.st, "ns/a", "v1", "layer a");
+    put_image(f->t.st, "nsx", "v1", "layer x");
     {
         char *j = NULL;
         struct berth_manifest_info mi;
 
-        assert_int_equal(berth_store_manifest_get(f->st, "ns/b", "v1", 1, &mi), 0);
+        assert_int_equal(berth_store_manifest_get(f->t.st, "ns/b", "v1", 1, &mi), 0);
         j = strndup((const char *)mi.body, mi.len);
         berth_manifest_info_dispose(&mi);
-        assert_int_equal(put_json(f->st, "ns/b", "stable", j, NULL, NULL), 0);
+        assert_int_equal(put_json(f->t.st, "ns/b", "stable", j, NULL), 0);
     }
 
-    assert_int_equal(berth_store_usage_each(f->st, "ns/", each_cb, &e), 0);
+    assert_int_equal(berth_store_usage_each(f->t.st, "ns/", each_cb, &e), 0);
     assert_int_equal(e.n, 2);
     assert_string_equal(e.names[0], "ns/a");
     assert_string_equal(e.names[1], "ns/b");
@@ -411,18 +331,18 @@ static void test_usage_each_and_tags_of(void **state)
     assert_int_equal(e.u[1].blobs, 2);
     assert_int_equal(e.u[1].dedup, 2 + 7 + manifest_len("layer b"));
     e.n = 0;
-    assert_int_equal(berth_store_usage_each(f->st, NULL, each_cb, &e), 0);
+    assert_int_equal(berth_store_usage_each(f->t.st, NULL, each_cb, &e), 0);
     assert_int_equal(e.n, 3);
     assert_string_equal(e.names[2], "nsx");
 
-    assert_int_equal(berth_store_tags_of(f->st, "ns/b", &d, collect, &n), 0);
+    assert_int_equal(berth_store_tags_of(f->t.st, "ns/b", &d, collect, &n), 0);
     assert_int_equal(n.n, 2);
     assert_string_equal(n.v[0], "stable");
     assert_string_equal(n.v[1], "v1");
     n.n = 0;
-    assert_int_equal(berth_store_tags_of(f->st, "ns/a", &d, collect, &n), 0);
-    assert_int_equal(berth_store_tags_of(f->st, "nope", &d, collect, &n), 0);
-    assert_int_equal(berth_store_tags_of(f->st, "ns/b", &unknown, collect, &n), 0);
+    assert_int_equal(berth_store_tags_of(f->t.st, "ns/a", &d, collect, &n), 0);
+    assert_int_equal(berth_store_tags_of(f->t.st, "nope", &d, collect, &n), 0);
+    assert_int_equal(berth_store_tags_of(f->t.st, "ns/b", &unknown, collect, &n), 0);
     assert_int_equal(n.n, 0);
 }
 
@@ -432,9 +352,9 @@ static void test_quota_check(void **state)
     struct berth_digest one;
 
     /* 10 KiB for the team-a namespace */
-    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->st, "team-a/x", 10240, "upload",
+    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->t.st, "team-a/x", 10240, "upload",
                                              NULL), 0);
-    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->st, "team-a/x", 10241, "upload",
+    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->t.st, "team-a/x", 10241, "upload",
                                              NULL), BERTH_EDENIED);
     assert_int_equal(berth_error_oci(), BERTH_OCI_DENIED);
     assert_string_equal(berth_error_msg(), "quota exceeded for team-a/ (namespace quota 10.0 "
@@ -444,27 +364,27 @@ static void test_quota_check(void **state)
 
         memset(big, 'a', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
-        one = push_blob(f->st, "team-a/one", big);
+        one = push_blob(f->t.st, "team-a/one", big);
     }
     /* the namespace is shared by its repositories */
-    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->st, "team-a/two", 5000, "mount",
+    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->t.st, "team-a/two", 5000, "mount",
                                              NULL), BERTH_EDENIED);
     assert_string_equal(berth_error_msg(), "quota exceeded for team-a/ (namespace quota 10.0 "
                                            "KiB): 5.9 KiB used, this mount adds 4.9 KiB");
     /* a blob the namespace already holds is not charged again */
-    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->st, "team-a/two", 5999, "mount",
+    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->t.st, "team-a/two", 5999, "mount",
                                              &one), 0);
     /* team-a/big: within the namespace's 10 KiB but its own rule is 1 MiB: both apply */
-    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->st, "team-a/big", 5000,
+    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->t.st, "team-a/big", 5000,
                                              "upload", NULL), BERTH_EDENIED);
     assert_non_null(strstr(berth_error_msg(), "for team-a/ (namespace"));
     /* a repositories rule: each matching repository has its own limit */
-    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->st, "small/a", 101, "manifest",
+    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->t.st, "small/a", 101, "manifest",
                                              NULL), BERTH_EDENIED);
     assert_string_equal(berth_error_msg(), "quota exceeded for small/a (repository quota 100 "
                                            "B): 0 B used, this manifest adds 101 B");
     /* no rule: nothing checked */
-    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->st, "free/a", UINT64_MAX,
+    assert_int_equal(berth_rules_check_quota(&f->cfg.maint, f->t.st, "free/a", UINT64_MAX,
                                              "upload", NULL), 0);
 }
 
@@ -474,36 +394,37 @@ static void test_tag_guard(void **state)
 {
     struct fixture *f = *state;
     struct guard_log g = { 0 };
-    struct berth_digest c = push_blob(f->st, "r", "{}"), l1 = push_blob(f->st, "r", "one");
-    struct berth_digest l2 = push_blob(f->st, "r", "two"), d1, d2;
+    struct berth_digest c = push_blob(f->t.st, "r", "{}"), l1 = push_blob(f->t.st, "r", "one");
+    struct berth_digest l2 = push_blob(f->t.st, "r", "two"), d1, d2;
     struct berth_manifest_info mi;
 
     /* creating a tag, and re-pushing the same digest, never asks */
-    assert_int_equal(put_json(f->st, "r", "v1", image_json(&c, &l1), &g, &d1), 0);
-    assert_int_equal(put_json(f->st, "r", "v1", image_json(&c, &l1), &g, NULL), 0);
+    assert_int_equal(put_json_guarded(f->t.st, "r", "v1", image_json(&c, &l1), guard, &g, &d1), 0);
+    assert_int_equal(put_json_guarded(f->t.st, "r", "v1", image_json(&c, &l1), guard, &g, NULL), 0);
     assert_int_equal(g.calls, 0);
     /* moving asks, with the old digest; a refusal leaves everything as it was */
     g.refuse = 1;
-    assert_int_equal(put_json(f->st, "r", "v1", image_json(&c, &l2), &g, &d2), BERTH_EDENIED);
+    assert_int_equal(put_json_guarded(f->t.st, "r", "v1", image_json(&c, &l2), guard, &g, &d2),
+                     BERTH_EDENIED);
     assert_int_equal(g.calls, 1);
     assert_string_equal(g.tag, "v1");
     assert_string_equal(g.old, d1.str);
-    assert_int_equal(berth_store_manifest_get(f->st, "r", "v1", 0, &mi), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "r", "v1", 0, &mi), 0);
     assert_string_equal(mi.digest.str, d1.str);
     berth_manifest_info_dispose(&mi);
     /* the whole put was rolled back: the new manifest is not stored either */
-    assert_int_equal(berth_store_manifest_get(f->st, "r", d2.str, 0, &mi), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "r", d2.str, 0, &mi), BERTH_ENOTFOUND);
     g.refuse = 0;
-    assert_int_equal(put_json(f->st, "r", "v1", image_json(&c, &l2), &g, NULL), 0);
+    assert_int_equal(put_json_guarded(f->t.st, "r", "v1", image_json(&c, &l2), guard, &g, NULL), 0);
     assert_int_equal(g.calls, 2);
-    assert_int_equal(berth_store_manifest_get(f->st, "r", "v1", 0, &mi), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "r", "v1", 0, &mi), 0);
     assert_string_equal(mi.digest.str, d2.str);
     berth_manifest_info_dispose(&mi);
 
     /* the rules' guard: berth.immutabletags[0] covers v*.*.* under team/ */
-    c = push_blob(f->st, "team/app", "{}");
-    l1 = push_blob(f->st, "team/app", "one");
-    l2 = push_blob(f->st, "team/app", "two");
+    c = push_blob(f->t.st, "team/app", "{}");
+    l1 = push_blob(f->t.st, "team/app", "one");
+    l2 = push_blob(f->t.st, "team/app", "two");
     {
         struct berth_manifest *m = NULL;
         struct berth_manifest_put req = { 0 };
@@ -516,15 +437,15 @@ static void test_tag_guard(void **state)
         req.guard_ctx = &f->cfg.maint;
         assert_int_equal(berth_manifest_parse(&m, NULL, (uint8_t *)j1, strlen(j1)), 0);
         req.m = m, req.body = (uint8_t *)j1, req.len = strlen(j1), req.digest = &e1;
-        assert_int_equal(berth_store_manifest_put(f->st, &req), 0);
+        assert_int_equal(berth_store_manifest_put(f->t.st, &req), 0);
         berth_manifest_free(m);
         assert_int_equal(berth_manifest_parse(&m, NULL, (uint8_t *)j2, strlen(j2)), 0);
         req.m = m, req.body = (uint8_t *)j2, req.len = strlen(j2), req.digest = &e2;
-        assert_int_equal(berth_store_manifest_put(f->st, &req), BERTH_EDENIED);
+        assert_int_equal(berth_store_manifest_put(f->t.st, &req), BERTH_EDENIED);
         assert_int_equal(berth_error_oci(), BERTH_OCI_DENIED);
         assert_non_null(strstr(berth_error_msg(), "tag \"v1.2.3\" of team/app is immutable"));
         req.tag = "latest"; /* mutable */
-        assert_int_equal(berth_store_manifest_put(f->st, &req), 0);
+        assert_int_equal(berth_store_manifest_put(f->t.st, &req), 0);
         berth_manifest_free(m);
         free(j1);
         free(j2);
@@ -575,7 +496,7 @@ static void exec_sql(struct fixture *f, const char *sql)
     char path[128];
     sqlite3 *db;
 
-    snprintf(path, sizeof(path), "%s/berth.db", f->dir);
+    snprintf(path, sizeof(path), "%s/berth.db", f->t.dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
@@ -622,19 +543,19 @@ static void test_retention_keep_protect_immutable(void **state)
     char tags[256], line[200];
 
     load(&cfg, retention_yaml);
-    d[1] = put_image(f->st, "keep/app", "v1", "1");          /* immutable */
-    d[2] = put_image(f->st, "keep/app", "v2", "2");
-    d[3] = put_image(f->st, "keep/app", "v3", "3");
-    d[4] = put_image(f->st, "keep/app", "v4", "4");
-    d[5] = put_image(f->st, "keep/app", "v5-stable", "5");  /* protected */
-    put_image(f->st, "keep/app", "latest", "6");            /* not managed (tags ^v) */
+    d[1] = put_image(f->t.st, "keep/app", "v1", "1");          /* immutable */
+    d[2] = put_image(f->t.st, "keep/app", "v2", "2");
+    d[3] = put_image(f->t.st, "keep/app", "v3", "3");
+    d[4] = put_image(f->t.st, "keep/app", "v4", "4");
+    d[5] = put_image(f->t.st, "keep/app", "v5-stable", "5");  /* protected */
+    put_image(f->t.st, "keep/app", "latest", "6");            /* not managed (tags ^v) */
     /* v2's manifest is also "other" (unmanaged): it keeps its manifest */
-    assert_int_equal(berth_store_manifest_get(f->st, "keep/app", "v2", 1, &mi), 0);
-    assert_int_equal(put_json(f->st, "keep/app", "other", strndup((char *)mi.body, mi.len),
-                              NULL, NULL), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "keep/app", "v2", 1, &mi), 0);
+    assert_int_equal(put_json(f->t.st, "keep/app", "other", strndup((char *)mi.body, mi.len),
+                              NULL), 0);
     berth_manifest_info_dispose(&mi);
     /* v3's manifest is a child of an index of the repository: it stays */
-    assert_int_equal(put_json(f->st, "keep/app", NULL, index_json(&d[3]), NULL, &child), 0);
+    assert_int_equal(put_json(f->t.st, "keep/app", NULL, index_json(&d[3], 1), &child), 0);
     /* order by update time: v4 newest ... v1 oldest (ties would go by name) */
     exec_sql(f, "UPDATE tags SET updated = updated - 100 WHERE name = 'v3';"
                 "UPDATE tags SET updated = updated - 200 WHERE name = 'v2';"
@@ -642,8 +563,8 @@ static void test_retention_keep_protect_immutable(void **state)
 
     /* dry run: reports, changes nothing */
     gc_opts(&o, &cfg, &log, 1);
-    assert_int_equal(berth_retention_apply(f->st, &o, &stats), 0);
-    tag_list(f->st, "keep/app", tags, sizeof(tags));
+    assert_int_equal(berth_retention_apply(f->t.st, &o, &stats), 0);
+    tag_list(f->t.st, "keep/app", tags, sizeof(tags));
     assert_string_equal(tags, "latest,other,v1,v2,v3,v4,v5-stable");
     /* managed: v2, v3, v4 (v1 immutable, v5-stable protected); v4 and v3 kept */
     assert_int_equal(stats.tags, 1);
@@ -656,16 +577,16 @@ static void test_retention_keep_protect_immutable(void **state)
     log.n = 0;
     memset(&stats, 0, sizeof(stats));
     gc_opts(&o, &cfg, &log, 0);
-    assert_int_equal(berth_retention_apply(f->st, &o, &stats), 0);
-    tag_list(f->st, "keep/app", tags, sizeof(tags));
+    assert_int_equal(berth_retention_apply(f->t.st, &o, &stats), 0);
+    tag_list(f->t.st, "keep/app", tags, sizeof(tags));
     assert_string_equal(tags, "latest,other,v1,v3,v4,v5-stable");
     /* v2's manifest keeps "other": not deleted */
     assert_int_equal(stats.manifests, 0);
-    assert_int_equal(berth_store_manifest_get(f->st, "keep/app", d[2].str, 0, &mi), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "keep/app", d[2].str, 0, &mi), 0);
     berth_manifest_info_dispose(&mi);
     /* idempotent */
     memset(&stats, 0, sizeof(stats));
-    assert_int_equal(berth_retention_apply(f->st, &o, &stats), 0);
+    assert_int_equal(berth_retention_apply(f->t.st, &o, &stats), 0);
     assert_int_equal(stats.tags + stats.manifests, 0);
     (void)d[5];
     berth_config_dispose(&cfg);
@@ -683,34 +604,34 @@ static void test_retention_age_and_manifests(void **state)
     char tags[256], line[200];
 
     load(&cfg, retention_yaml);
-    old1 = put_image(f->st, "age/app", "a", "a");
-    old2 = put_image(f->st, "age/app", "b", "b");
-    fresh = put_image(f->st, "age/app", "c", "c");
-    child = put_image(f->st, "age/app", "d", "d");
-    assert_int_equal(put_json(f->st, "age/app", "idx", index_json(&child), NULL, &idx), 0);
+    old1 = put_image(f->t.st, "age/app", "a", "a");
+    old2 = put_image(f->t.st, "age/app", "b", "b");
+    fresh = put_image(f->t.st, "age/app", "c", "c");
+    child = put_image(f->t.st, "age/app", "d", "d");
+    assert_int_equal(put_json(f->t.st, "age/app", "idx", index_json(&child, 1), &idx), 0);
     exec_sql(f, "UPDATE tags SET updated = updated - 7200 WHERE name IN ('a', 'b', 'd');");
     /* other repositories fall to the catch-all rule: keep 1 AND older than 1h */
-    put_image(f->st, "misc", "x", "x");
-    put_image(f->st, "misc", "y", "y");
+    put_image(f->t.st, "misc", "x", "x");
+    put_image(f->t.st, "misc", "y", "y");
     exec_sql(f, "UPDATE tags SET updated = updated - 7200 WHERE name = 'x';");
 
     gc_opts(&o, &cfg, &log, 0);
-    assert_int_equal(berth_retention_apply(f->st, &o, &stats), 0);
-    tag_list(f->st, "age/app", tags, sizeof(tags));
+    assert_int_equal(berth_retention_apply(f->t.st, &o, &stats), 0);
+    tag_list(f->t.st, "age/app", tags, sizeof(tags));
     assert_string_equal(tags, "c,idx");
     /* a, b (and misc's x) left their manifests untagged: deleted; d's stays
      * (a child of idx) */
     assert_int_equal(stats.manifests, 3);
-    assert_int_equal(berth_store_manifest_get(f->st, "age/app", old1.str, 0, &mi),
+    assert_int_equal(berth_store_manifest_get(f->t.st, "age/app", old1.str, 0, &mi),
                      BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "age/app", old2.str, 0, &mi),
+    assert_int_equal(berth_store_manifest_get(f->t.st, "age/app", old2.str, 0, &mi),
                      BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "age/app", child.str, 0, &mi), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "age/app", child.str, 0, &mi), 0);
     berth_manifest_info_dispose(&mi);
     snprintf(line, sizeof(line), "manifest age/app %s %zu", old1.str, manifest_len("a"));
     assert_true(has_line(&log, line));
     /* misc: y is the 1 kept; x is outside it and old: removed */
-    tag_list(f->st, "misc", tags, sizeof(tags));
+    tag_list(f->t.st, "misc", tags, sizeof(tags));
     assert_string_equal(tags, "y");
     assert_int_equal(stats.tags, 4); /* a, b, d, x */
     (void)fresh;
@@ -723,25 +644,25 @@ static void test_retention_age_and_manifests(void **state)
 static void test_tags_gen_cross_process(void **state)
 {
     struct fixture *f = *state;
-    struct berth_store_config sc = { .root = f->dir, .no_fsync = 1 };
+    struct berth_store_config sc = { .root = f->t.dir, .no_fsync = 1 };
     struct berth_store *other = NULL;
     struct berth_config cfg;
     struct berth_gc_opts o;
     struct berth_gc_stats stats = { 0 };
     uint64_t g0, g1, g2;
 
-    put_image(f->st, "p/app", "v1", "1");
-    put_image(f->st, "p/app", "v2", "2");
+    put_image(f->t.st, "p/app", "v1", "1");
+    put_image(f->t.st, "p/app", "v2", "2");
     assert_int_equal(berth_store_open(&other, &sc), 0);
-    g0 = berth_store_tags_gen(f->st);
+    g0 = berth_store_tags_gen(f->t.st);
     assert_int_equal(berth_store_tags_gen(other), g0); /* one counter, in the database */
-    assert_int_equal(berth_store_tags_gen(f->st), g0); /* stable while nothing changes */
+    assert_int_equal(berth_store_tags_gen(f->t.st), g0); /* stable while nothing changes */
     /* a blob upload is not a tag change */
     push_blob(other, "p/app", "unrelated");
-    assert_int_equal(berth_store_tags_gen(f->st), g0);
+    assert_int_equal(berth_store_tags_gen(f->t.st), g0);
     /* a tag deleted through the other handle: this one sees a new generation */
     assert_int_equal(berth_store_tag_delete(other, "p/app", "v1"), 0);
-    g1 = berth_store_tags_gen(f->st);
+    g1 = berth_store_tags_gen(f->t.st);
     assert_true(g1 != g0);
     /* retention run by the other handle (`berth gc`) too */
     load(&cfg, "berth:\n  retention:\n    - repositories: \"p/*\"\n      keep: 0\n");
@@ -749,15 +670,15 @@ static void test_tags_gen_cross_process(void **state)
     o.report = NULL;
     assert_int_equal(berth_retention_apply(other, &o, &stats), 0);
     assert_int_equal(stats.tags, 1);
-    g2 = berth_store_tags_gen(f->st);
+    g2 = berth_store_tags_gen(f->t.st);
     assert_true(g2 != g1);
-    assert_int_equal(berth_store_tags_gen(f->st), g2);
+    assert_int_equal(berth_store_tags_gen(f->t.st), g2);
     /* a process killed between its commit and its shared bump: the database
      * counter moved alone; the generation follows within a second */
     exec_sql(f, "UPDATE counters SET value = value + 1 WHERE name = 'tags'");
-    for (int i = 0; i < 150 && berth_store_tags_gen(f->st) == g2; i++)
+    for (int i = 0; i < 150 && berth_store_tags_gen(f->t.st) == g2; i++)
         usleep(10 * 1000);
-    assert_true(berth_store_tags_gen(f->st) != g2);
+    assert_true(berth_store_tags_gen(f->t.st) != g2);
     berth_config_dispose(&cfg);
     berth_store_free(other);
 }

@@ -13,7 +13,6 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,27 +20,17 @@
 #include "core/error.h"
 #include "store/maint.h"
 #include "store/store.h"
+#include "storetest.h"
 
 struct fixture {
-    char dir[64];
-    struct berth_store *st;
+    struct storetest t;
 };
-
-static int open_store(struct fixture *f)
-{
-    struct berth_store_config cfg = { .root = f->dir, .no_fsync = 1 };
-
-    return berth_store_open(&f->st, &cfg);
-}
 
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
-    if (!f)
-        return -1;
-    strcpy(f->dir, "/tmp/berth-store-XXXXXX");
-    if (!mkdtemp(f->dir) || open_store(f) < 0) {
+    if (!f || storetest_open(&f->t, "/tmp/berth-store-") < 0) {
         free(f);
         return -1;
     }
@@ -49,30 +38,13 @@ static int setup(void **state)
     return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    berth_store_free(f->st);
-    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    storetest_close(&f->t);
     free(f);
     return 0;
-}
-
-static struct berth_digest digest_of(const void *buf, size_t len)
-{
-    struct berth_digest d;
-
-    assert_int_equal(berth_digest_buf(&d, BERTH_SHA256, buf, len), 0);
-    return d;
 }
 
 static struct berth_digest parse_digest(const char *s)
@@ -80,22 +52,6 @@ static struct berth_digest parse_digest(const char *s)
     struct berth_digest d;
 
     assert_int_equal(berth_digest_parse(&d, s, strlen(s)), 0);
-    return d;
-}
-
-/* Monolithic push of a blob into repo; returns its digest. */
-static struct berth_digest push_blob(struct berth_store *st, const char *repo, const char *data)
-{
-    struct berth_digest d = digest_of(data, strlen(data));
-    char id[BERTH_UPLOAD_ID_MAX];
-    struct berth_upload *u;
-    uint64_t size = 0;
-
-    assert_int_equal(berth_upload_new(st, repo, id), 0);
-    assert_int_equal(berth_upload_open(&u, st, repo, id, 0), 0);
-    assert_int_equal(berth_upload_write(u, data, strlen(data)), 0);
-    assert_int_equal(berth_upload_commit(u, &d, &size), 0);
-    assert_int_equal(size, strlen(data));
     return d;
 }
 
@@ -118,7 +74,7 @@ static size_t count_uploads(const struct fixture *f)
 {
     char path[128];
 
-    snprintf(path, sizeof(path), "%s/uploads", f->dir);
+    snprintf(path, sizeof(path), "%s/uploads", f->t.dir);
     return count_files(path);
 }
 
@@ -133,37 +89,37 @@ static void test_upload_chunks(void **state)
     uint64_t off = 99, size = 0;
     int fd;
 
-    assert_int_equal(berth_upload_new(f->st, "lib/a", id), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "lib/a", id), 0);
     assert_int_equal(strlen(id), 36);
     assert_int_equal(id[14], '4');
-    assert_int_equal(berth_store_repo_exists(f->st, "lib/a"), 1);
-    assert_int_equal(berth_upload_offset(f->st, "lib/a", id, &off), 0);
+    assert_int_equal(berth_store_repo_exists(f->t.st, "lib/a"), 1);
+    assert_int_equal(berth_upload_offset(f->t.st, "lib/a", id, &off), 0);
     assert_int_equal(off, 0);
 
-    assert_int_equal(berth_upload_open(&u, f->st, "lib/a", id, 0), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "lib/a", id, 0), 0);
     assert_int_equal(berth_upload_write(u, "hello ", 6), 0);
     assert_int_equal(berth_upload_size(u), 6);
     assert_int_equal(berth_upload_close(u, 1), 0);
-    assert_int_equal(berth_upload_offset(f->st, "lib/a", id, &off), 0);
+    assert_int_equal(berth_upload_offset(f->t.st, "lib/a", id, &off), 0);
     assert_int_equal(off, 6);
 
     /* another repository does not see the session */
-    assert_int_equal(berth_upload_offset(f->st, "lib/b", id, &off), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_offset(f->t.st, "lib/b", id, &off), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
-    assert_int_equal(berth_upload_open(&u, f->st, "lib/b", id, -1), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "lib/b", id, -1), BERTH_ENOTFOUND);
     /* ids are never paths */
-    assert_int_equal(berth_upload_offset(f->st, "lib/a", "../berth.db", &off), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_offset(f->t.st, "lib/a", "../berth.db", &off), BERTH_ENOTFOUND);
 
-    assert_int_equal(berth_upload_open(&u, f->st, "lib/a", id, -1), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "lib/a", id, -1), 0);
     assert_int_equal(berth_upload_size(u), 6);
     assert_int_equal(berth_upload_write(u, "world", 5), 0);
     assert_int_equal(berth_upload_commit(u, &d, &size), 0);
     assert_int_equal(size, 11);
 
-    assert_int_equal(berth_upload_offset(f->st, "lib/a", id, &off), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_blob_stat(f->st, "lib/a", &d, &size), 0);
+    assert_int_equal(berth_upload_offset(f->t.st, "lib/a", id, &off), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "lib/a", &d, &size), 0);
     assert_int_equal(size, 11);
-    assert_int_equal(berth_store_blob_open(f->st, "lib/a", &d, &fd, &size), 0);
+    assert_int_equal(berth_store_blob_open(f->t.st, "lib/a", &d, &fd, &size), 0);
     assert_int_equal(read(fd, buf, sizeof(buf)), 11);
     assert_memory_equal(buf, "hello world", 11);
     close(fd);
@@ -178,16 +134,16 @@ static void test_upload_mismatch(void **state)
     struct berth_upload *u;
     uint64_t off, size;
 
-    assert_int_equal(berth_upload_new(f->st, "r", id), 0);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 0), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "r", id), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 0), 0);
     assert_int_equal(berth_upload_write(u, "data", 4), 0);
     assert_int_equal(berth_upload_commit(u, &wrong, NULL), BERTH_EMISMATCH);
     assert_int_equal(berth_error_oci(), BERTH_OCI_DIGEST_INVALID);
     assert_non_null(strstr(berth_error_msg(), right.str));
     assert_non_null(strstr(berth_error_msg(), wrong.str));
-    assert_int_equal(berth_upload_offset(f->st, "r", id, &off), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_blob_stat(f->st, "r", &wrong, &size), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_blob_stat(f->st, "r", &right, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_offset(f->t.st, "r", id, &off), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "r", &wrong, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "r", &right, &size), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_BLOB_UNKNOWN);
     assert_int_equal(count_uploads(f), 0);
 }
@@ -201,17 +157,17 @@ static void test_upload_sha512(void **state)
     uint64_t size;
 
     assert_int_equal(berth_digest_buf(&d, BERTH_SHA512, (const uint8_t *)"sha512 data", 11), 0);
-    assert_int_equal(berth_upload_new(f->st, "r", id), 0);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 0), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "r", id), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 0), 0);
     assert_int_equal(berth_upload_write(u, "sha512 ", 7), 0);
     assert_int_equal(berth_upload_close(u, 1), 0);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 7), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 7), 0);
     assert_int_equal(berth_upload_write(u, "data", 4), 0);
     assert_int_equal(berth_upload_commit(u, &d, &size), 0);
     assert_int_equal(size, 11);
-    assert_int_equal(berth_store_blob_stat(f->st, "r", &d, &size), 0);
-    assert_int_equal(berth_store_blob_stat(f->st, "r", &d256, &size), BERTH_ENOTFOUND);
-    snprintf(path, sizeof(path), "%s/blobs/sha512/%.2s/%s", f->dir, berth_digest_hex(&d),
+    assert_int_equal(berth_store_blob_stat(f->t.st, "r", &d, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "r", &d256, &size), BERTH_ENOTFOUND);
+    snprintf(path, sizeof(path), "%s/blobs/sha512/%.2s/%s", f->t.dir, berth_digest_hex(&d),
              berth_digest_hex(&d));
     assert_int_equal(access(path, F_OK), 0);
 }
@@ -224,22 +180,22 @@ static void test_upload_rollback(void **state)
     struct berth_upload *u;
     uint64_t off;
 
-    assert_int_equal(berth_upload_new(f->st, "r", id), 0);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 0), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "r", id), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 0), 0);
     assert_int_equal(berth_upload_write(u, "12345", 5), 0);
     assert_int_equal(berth_upload_close(u, 1), 0);
 
     /* a broken request: its bytes vanish, hash state included */
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 5), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 5), 0);
     assert_int_equal(berth_upload_write(u, "XYZXYZ", 6), 0);
     assert_int_equal(berth_upload_close(u, 0), 0);
-    assert_int_equal(berth_upload_offset(f->st, "r", id, &off), 0);
+    assert_int_equal(berth_upload_offset(f->t.st, "r", id, &off), 0);
     assert_int_equal(off, 5);
 
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 5), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 5), 0);
     assert_int_equal(berth_upload_write(u, "abc", 3), 0);
     assert_int_equal(berth_upload_commit(u, &d, NULL), 0);
-    assert_int_equal(berth_store_blob_stat(f->st, "r", &d, &off), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "r", &d, &off), 0);
     assert_int_equal(off, 8);
     assert_int_equal(berth_upload_close(NULL, 1), 0);
 }
@@ -251,18 +207,18 @@ static void test_upload_range(void **state)
     struct berth_upload *u;
     uint64_t off;
 
-    assert_int_equal(berth_upload_new(f->st, "r", id), 0);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 3), BERTH_ERANGE);
+    assert_int_equal(berth_upload_new(f->t.st, "r", id), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 3), BERTH_ERANGE);
     assert_int_equal(berth_error_oci(), BERTH_OCI_BLOB_UPLOAD_INVALID);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 0), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 0), 0);
     assert_int_equal(berth_upload_write(u, "abc", 3), 0);
     assert_int_equal(berth_upload_close(u, 1), 0);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 0), BERTH_ERANGE);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 4), BERTH_ERANGE);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 0), BERTH_ERANGE);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 4), BERTH_ERANGE);
     /* session intact and not left held */
-    assert_int_equal(berth_upload_offset(f->st, "r", id, &off), 0);
+    assert_int_equal(berth_upload_offset(f->t.st, "r", id, &off), 0);
     assert_int_equal(off, 3);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 3), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 3), 0);
     assert_int_equal(berth_upload_close(u, 1), 0);
 }
 
@@ -272,16 +228,16 @@ static void test_upload_busy(void **state)
     char id[BERTH_UPLOAD_ID_MAX];
     struct berth_upload *u, *u2;
 
-    assert_int_equal(berth_upload_new(f->st, "r", id), 0);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, -1), 0);
-    assert_int_equal(berth_upload_open(&u2, f->st, "r", id, -1), BERTH_EDENIED);
+    assert_int_equal(berth_upload_new(f->t.st, "r", id), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, -1), 0);
+    assert_int_equal(berth_upload_open(&u2, f->t.st, "r", id, -1), BERTH_EDENIED);
     assert_int_equal(berth_error_oci(), BERTH_OCI_BLOB_UPLOAD_INVALID);
-    assert_int_equal(berth_upload_cancel(f->st, "r", id), BERTH_EDENIED);
+    assert_int_equal(berth_upload_cancel(f->t.st, "r", id), BERTH_EDENIED);
     assert_int_equal(berth_upload_close(u, 1), 0);
-    assert_int_equal(berth_upload_open(&u2, f->st, "r", id, -1), 0);
+    assert_int_equal(berth_upload_open(&u2, f->t.st, "r", id, -1), 0);
     assert_int_equal(berth_upload_close(u2, 0), 0);
-    assert_int_equal(berth_upload_cancel(f->st, "r", id), 0);
-    assert_int_equal(berth_upload_cancel(f->st, "r", id), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_cancel(f->t.st, "r", id), 0);
+    assert_int_equal(berth_upload_cancel(f->t.st, "r", id), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
     assert_int_equal(count_uploads(f), 0);
 }
@@ -295,29 +251,29 @@ static void test_upload_restart(void **state)
     uint64_t off;
     int fd;
 
-    assert_int_equal(berth_upload_new(f->st, "r", id), 0);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 0), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "r", id), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 0), 0);
     assert_int_equal(berth_upload_write(u, "first-", 6), 0);
     assert_int_equal(berth_upload_close(u, 1), 0);
 
     /* a crash after writing more but before acknowledging it */
-    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, id);
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->t.dir, id);
     fd = open(path, O_WRONLY | O_APPEND);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "garbage", 7), 7);
     close(fd);
 
-    berth_store_free(f->st);
-    f->st = NULL;
-    assert_int_equal(open_store(f), 0);
+    berth_store_free(f->t.st);
+    f->t.st = NULL;
+    assert_int_equal(storetest_open_store(&f->t), 0);
 
-    assert_int_equal(berth_upload_offset(f->st, "r", id, &off), 0);
+    assert_int_equal(berth_upload_offset(f->t.st, "r", id, &off), 0);
     assert_int_equal(off, 6);
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id, 6), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id, 6), 0);
     assert_int_equal(berth_upload_write(u, "second", 6), 0);
     assert_int_equal(berth_upload_commit(u, &d, &off), 0);
     assert_int_equal(off, 12);
-    assert_int_equal(berth_store_blob_stat(f->st, "r", &d, &off), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "r", &d, &off), 0);
 }
 
 struct pusher {
@@ -364,8 +320,8 @@ static void test_upload_concurrent(void **state)
         data[i] = (uint8_t)(i * 7 + (i >> 9));
     d = digest_of(data, LEN);
     for (i = 0; i < N; i++) {
-        assert_int_equal(berth_upload_new(f->st, "same/blob", ids[i]), 0);
-        ps[i] = (struct pusher){ f->st, ids[i], data, LEN, &d, -100 };
+        assert_int_equal(berth_upload_new(f->t.st, "same/blob", ids[i]), 0);
+        ps[i] = (struct pusher){ f->t.st, ids[i], data, LEN, &d, -100 };
     }
     for (i = 0; i < N; i++)
         assert_int_equal(pthread_create(&th[i], NULL, push_thread, &ps[i]), 0);
@@ -373,10 +329,10 @@ static void test_upload_concurrent(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(ps[i].result, 0);
     }
-    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s", f->dir, berth_digest_hex(&d));
+    snprintf(path, sizeof(path), "%s/blobs/sha256/%.2s", f->t.dir, berth_digest_hex(&d));
     assert_int_equal(count_files(path), 1);
     assert_int_equal(count_uploads(f), 0);
-    assert_int_equal(berth_store_blob_stat(f->st, "same/blob", &d, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "same/blob", &d, &size), 0);
     assert_int_equal(size, LEN);
     free(data);
 }
@@ -392,29 +348,29 @@ static void test_purge(void **state)
     uint64_t off;
     int removed = -1, fd;
 
-    assert_int_equal(berth_upload_new(f->st, "r", id), 0);
-    assert_int_equal(berth_upload_new(f->st, "r", id2), 0);
-    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, stray);
+    assert_int_equal(berth_upload_new(f->t.st, "r", id), 0);
+    assert_int_equal(berth_upload_new(f->t.st, "r", id2), 0);
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->t.dir, stray);
     fd = open(path, O_CREAT | O_WRONLY, 0644);
     assert_true(fd >= 0);
     close(fd);
     assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
-    snprintf(path, sizeof(path), "%s/uploads/%s", f->dir, young);
+    snprintf(path, sizeof(path), "%s/uploads/%s", f->t.dir, young);
     fd = open(path, O_CREAT | O_WRONLY, 0644);
     assert_true(fd >= 0);
     close(fd);
 
-    assert_int_equal(berth_upload_purge(f->st, 3600, &removed), 0);
+    assert_int_equal(berth_upload_purge(f->t.st, 3600, &removed), 0);
     assert_int_equal(removed, 1); /* only the old stray file */
     assert_int_equal(count_uploads(f), 3);
 
     /* everything is stale now, except the session a request holds */
-    assert_int_equal(berth_upload_open(&u, f->st, "r", id2, 0), 0);
-    assert_int_equal(berth_upload_purge(f->st, -10, &removed), 0);
+    assert_int_equal(berth_upload_open(&u, f->t.st, "r", id2, 0), 0);
+    assert_int_equal(berth_upload_purge(f->t.st, -10, &removed), 0);
     assert_int_equal(removed, 1);
-    assert_int_equal(berth_upload_offset(f->st, "r", id, &off), BERTH_ENOTFOUND);
+    assert_int_equal(berth_upload_offset(f->t.st, "r", id, &off), BERTH_ENOTFOUND);
     assert_int_equal(berth_upload_close(u, 1), 0);
-    assert_int_equal(berth_upload_offset(f->st, "r", id2, &off), 0);
+    assert_int_equal(berth_upload_offset(f->t.st, "r", id2, &off), 0);
     assert_int_equal(count_uploads(f), 2); /* id2 and the young stray */
 }
 
@@ -423,43 +379,40 @@ static void test_purge(void **state)
 static void test_blob_links(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest d = push_blob(f->st, "a", "layer data");
+    struct berth_digest d = push_blob(f->t.st, "a", "layer data");
     struct berth_digest none = digest_of("nothing", 7);
     uint64_t size;
     int fd;
 
-    assert_int_equal(berth_store_blob_stat(f->st, "a", &d, &size), 0);
-    assert_int_equal(berth_store_blob_stat(f->st, "b", &d, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "a", &d, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "b", &d, &size), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_BLOB_UNKNOWN);
-    assert_int_equal(berth_store_blob_open(f->st, "b", &d, &fd, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_open(f->t.st, "b", &d, &fd, &size), BERTH_ENOTFOUND);
     assert_int_equal(fd, -1);
-    assert_int_equal(berth_store_repo_exists(f->st, "b"), 0);
+    assert_int_equal(berth_store_repo_exists(f->t.st, "b"), 0);
 
-    assert_int_equal(berth_store_blob_mount(f->st, "b", "c", &d), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_blob_mount(f->st, "b", "a", &none), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_repo_exists(f->st, "b"), 0);
-    assert_int_equal(berth_store_blob_mount(f->st, "b", "a", &d), 0);
-    assert_int_equal(berth_store_blob_mount(f->st, "b", "a", &d), 0);
-    assert_int_equal(berth_store_repo_exists(f->st, "b"), 1);
-    assert_int_equal(berth_store_blob_stat(f->st, "b", &d, &size), 0);
+    assert_int_equal(berth_store_blob_mount(f->t.st, "b", "c", &d), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_mount(f->t.st, "b", "a", &none), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_repo_exists(f->t.st, "b"), 0);
+    assert_int_equal(berth_store_blob_mount(f->t.st, "b", "a", &d), 0);
+    assert_int_equal(berth_store_blob_mount(f->t.st, "b", "a", &d), 0);
+    assert_int_equal(berth_store_repo_exists(f->t.st, "b"), 1);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "b", &d, &size), 0);
     assert_int_equal(size, 10);
 
-    assert_int_equal(berth_store_blob_unlink(f->st, "b", &d), 0);
-    assert_int_equal(berth_store_blob_unlink(f->st, "b", &d), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_blob_unlink(f->st, "zzz", &d), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_blob_stat(f->st, "b", &d, &size), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_blob_stat(f->st, "a", &d, &size), 0);
+    assert_int_equal(berth_store_blob_unlink(f->t.st, "b", &d), 0);
+    assert_int_equal(berth_store_blob_unlink(f->t.st, "b", &d), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_unlink(f->t.st, "zzz", &d), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "b", &d, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "a", &d, &size), 0);
 
     /* the same blob pushed again to another repository is stored once */
-    none = push_blob(f->st, "c", "layer data");
+    none = push_blob(f->t.st, "c", "layer data");
     assert_true(berth_digest_equal(&d, &none));
-    assert_int_equal(berth_store_blob_stat(f->st, "c", &d, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "c", &d, &size), 0);
 }
 
 /* ---- manifests ---- */
-
-#define MT_LAYER "application/vnd.oci.image.layer.v1.tar+gzip"
-#define MT_CONFIG "application/vnd.oci.image.config.v1+json"
 
 /* An OCI image manifest; layer may be NULL (no layers); subject may be NULL. */
 static char *image_json(const struct berth_digest *config, const char *layer_mt,
@@ -490,43 +443,6 @@ static char *image_json(const struct berth_digest *config, const char *layer_mt,
     return s;
 }
 
-static char *index_json(const struct berth_digest *child)
-{
-    char *s = NULL;
-
-    assert_true(asprintf(&s,
-                         "{\"schemaVersion\":2,\"mediaType\":"
-                         "\"application/vnd.oci.image.index.v1+json\",\"manifests\":[{"
-                         "\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-                         "\"digest\":\"%s\",\"size\":100}]}",
-                         child->str) > 0);
-    return s;
-}
-
-/* Parse and store json (freed) under tag; returns the error, digest in *out. */
-static int put_json(struct berth_store *st, const char *repo, const char *tag, char *json,
-                    struct berth_digest *out)
-{
-    struct berth_manifest *m = NULL;
-    struct berth_manifest_put req = { 0 };
-    struct berth_digest d = digest_of(json, strlen(json));
-    int error;
-
-    assert_int_equal(berth_manifest_parse(&m, NULL, (const uint8_t *)json, strlen(json)), 0);
-    req.repo = repo;
-    req.tag = tag;
-    req.m = m;
-    req.body = (const uint8_t *)json;
-    req.len = strlen(json);
-    req.digest = &d;
-    error = berth_store_manifest_put(st, &req);
-    berth_manifest_free(m);
-    free(json);
-    if (out)
-        *out = d;
-    return error;
-}
-
 /* A repository with one image: config + layer blobs and the manifest. */
 static struct berth_digest put_image(struct berth_store *st, const char *repo, const char *tag,
                                      const char *layer_data)
@@ -542,18 +458,18 @@ static struct berth_digest put_image(struct berth_store *st, const char *repo, c
 static void test_manifest_blob_unknown(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest c = push_blob(f->st, "a", "{}");
+    struct berth_digest c = push_blob(f->t.st, "a", "{}");
     struct berth_digest missing = digest_of("missing layer", 13);
 
-    assert_int_equal(put_json(f->st, "new/repo", "v1", image_json(&c, MT_LAYER, &missing, NULL,
+    assert_int_equal(put_json(f->t.st, "new/repo", "v1", image_json(&c, MT_LAYER, &missing, NULL,
                                                                   NULL), NULL),
                      BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_MANIFEST_BLOB_UNKNOWN);
     /* the config is in "a", not in "new/repo": that is what it names */
     assert_non_null(strstr(berth_error_msg(), c.str));
-    assert_int_equal(berth_store_repo_exists(f->st, "new/repo"), 0);
+    assert_int_equal(berth_store_repo_exists(f->t.st, "new/repo"), 0);
 
-    assert_int_equal(put_json(f->st, "a", "v1", image_json(&c, MT_LAYER, &missing, NULL, NULL),
+    assert_int_equal(put_json(f->t.st, "a", "v1", image_json(&c, MT_LAYER, &missing, NULL, NULL),
                               NULL),
                      BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_MANIFEST_BLOB_UNKNOWN);
@@ -563,17 +479,17 @@ static void test_manifest_blob_unknown(void **state)
 static void test_manifest_foreign_layer(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest c = push_blob(f->st, "win", "{}");
+    struct berth_digest c = push_blob(f->t.st, "win", "{}");
     struct berth_digest l = digest_of("windows base layer", 18);
     struct berth_manifest_info info;
 
     assert_int_equal(
-        put_json(f->st, "win", "ltsc",
+        put_json(f->t.st, "win", "ltsc",
                  image_json(&c, "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", &l,
                             NULL, NULL),
                  NULL),
         0);
-    assert_int_equal(berth_store_manifest_get(f->st, "win", "ltsc", 0, &info), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "win", "ltsc", 0, &info), 0);
     berth_manifest_info_dispose(&info);
 }
 
@@ -583,26 +499,27 @@ static void test_index(void **state)
     struct berth_digest child = digest_of("not pushed", 10), img, idx;
     struct berth_manifest_info info;
 
-    assert_int_equal(put_json(f->st, "multi", "latest", index_json(&child), NULL),
+    assert_int_equal(put_json(f->t.st, "multi", "latest", index_json(&child, 1), NULL),
                      BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_MANIFEST_UNKNOWN);
     assert_non_null(strstr(berth_error_msg(), child.str));
 
-    img = put_image(f->st, "multi", NULL, "amd64 layer");
-    assert_int_equal(put_json(f->st, "multi", "latest", index_json(&img), &idx), 0);
-    assert_int_equal(berth_store_manifest_get(f->st, "multi", "latest", 1, &info), 0);
+    img = put_image(f->t.st, "multi", NULL, "amd64 layer");
+    assert_int_equal(put_json(f->t.st, "multi", "latest", index_json(&img, 1), &idx), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "multi", "latest", 1, &info), 0);
     assert_true(berth_digest_equal(&info.digest, &idx));
     assert_string_equal(info.media_type, "application/vnd.oci.image.index.v1+json");
     berth_manifest_info_dispose(&info);
     /* the child is not in another repository */
-    assert_int_equal(put_json(f->st, "other", "latest", index_json(&img), NULL), BERTH_ENOTFOUND);
+    assert_int_equal(put_json(f->t.st, "other", "latest", index_json(&img, 1), NULL),
+                     BERTH_ENOTFOUND);
 }
 
 static void test_manifest_get(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest c = push_blob(f->st, "app", "{}");
-    struct berth_digest l = push_blob(f->st, "app", "layer one!");
+    struct berth_digest c = push_blob(f->t.st, "app", "{}");
+    struct berth_digest l = push_blob(f->t.st, "app", "layer one!");
     char *json = image_json(&c, MT_LAYER, &l, NULL, NULL);
     char *copy = strdup(json);
     struct berth_manifest_info info;
@@ -611,55 +528,55 @@ static void test_manifest_get(void **state)
     int fd;
     char buf[1024];
 
-    assert_int_equal(put_json(f->st, "app", "v1", json, &d), 0);
+    assert_int_equal(put_json(f->t.st, "app", "v1", json, &d), 0);
     /* idempotent */
-    assert_int_equal(put_json(f->st, "app", "v1", strdup(copy), NULL), 0);
+    assert_int_equal(put_json(f->t.st, "app", "v1", strdup(copy), NULL), 0);
 
-    assert_int_equal(berth_store_manifest_get(f->st, "app", "v1", 1, &info), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", "v1", 1, &info), 0);
     assert_true(berth_digest_equal(&info.digest, &d));
     assert_string_equal(info.media_type, "application/vnd.oci.image.manifest.v1+json");
     assert_int_equal(info.len, strlen(copy));
     assert_memory_equal(info.body, copy, info.len);
     berth_manifest_info_dispose(&info);
 
-    assert_int_equal(berth_store_manifest_get(f->st, "app", d.str, 1, &info), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", d.str, 1, &info), 0);
     assert_memory_equal(info.body, copy, info.len);
     berth_manifest_info_dispose(&info);
 
     /* HEAD: no body, right length */
-    assert_int_equal(berth_store_manifest_get(f->st, "app", "v1", 0, &info), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", "v1", 0, &info), 0);
     assert_null(info.body);
     assert_int_equal(info.len, strlen(copy));
     assert_true(berth_digest_equal(&info.digest, &d));
     berth_manifest_info_dispose(&info);
-    assert_int_equal(berth_store_manifest_get(f->st, "app", d.str, 0, &info), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", d.str, 0, &info), 0);
     assert_null(info.body);
     assert_int_equal(info.len, strlen(copy));
     berth_manifest_info_dispose(&info);
 
-    assert_int_equal(berth_store_manifest_get(f->st, "app", "v2", 1, &info), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", "v2", 1, &info), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_MANIFEST_UNKNOWN);
     assert_null(info.body);
-    assert_int_equal(berth_store_manifest_get(f->st, "nope", "v1", 1, &info), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "app", c.str, 1, &info), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "app", "sha256:zz", 1, &info),
+    assert_int_equal(berth_store_manifest_get(f->t.st, "nope", "v1", 1, &info), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", c.str, 1, &info), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", "sha256:zz", 1, &info),
                      BERTH_EINVALID);
 
     /* a manifest is served through the blob endpoint too */
-    assert_int_equal(berth_store_blob_stat(f->st, "app", &d, &size), 0);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "app", &d, &size), 0);
     assert_int_equal(size, strlen(copy));
-    assert_int_equal(berth_store_blob_open(f->st, "app", &d, &fd, &size), 0);
+    assert_int_equal(berth_store_blob_open(f->t.st, "app", &d, &fd, &size), 0);
     assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)strlen(copy));
     assert_memory_equal(buf, copy, size);
     close(fd);
-    assert_int_equal(berth_store_blob_stat(f->st, "other", &d, &size), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_blob_stat(f->t.st, "other", &d, &size), BERTH_ENOTFOUND);
 
     /* tag move */
-    d2 = put_image(f->st, "app", "v1", "layer two!");
-    assert_int_equal(berth_store_manifest_get(f->st, "app", "v1", 0, &info), 0);
+    d2 = put_image(f->t.st, "app", "v1", "layer two!");
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", "v1", 0, &info), 0);
     assert_true(berth_digest_equal(&info.digest, &d2));
     berth_manifest_info_dispose(&info);
-    assert_int_equal(berth_store_manifest_get(f->st, "app", d.str, 0, &info), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "app", d.str, 0, &info), 0);
     berth_manifest_info_dispose(&info);
     free(copy);
 }
@@ -667,16 +584,16 @@ static void test_manifest_get(void **state)
 static void test_manifest_delete(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest d = put_image(f->st, "del", "v1", "del layer!");
-    struct berth_digest keep = put_image(f->st, "del", "keep", "keep layer");
+    struct berth_digest d = put_image(f->t.st, "del", "v1", "del layer!");
+    struct berth_digest keep = put_image(f->t.st, "del", "keep", "keep layer");
     struct berth_manifest_info info;
     struct berth_manifest_put req = { 0 };
     const char *extra[] = { "v1.0", "latest" };
 
     /* more tags on d via ?tag= */
     {
-        struct berth_digest c = push_blob(f->st, "del", "{}");
-        struct berth_digest l = push_blob(f->st, "del", "del layer!");
+        struct berth_digest c = push_blob(f->t.st, "del", "{}");
+        struct berth_digest l = push_blob(f->t.st, "del", "del layer!");
         char *json = image_json(&c, MT_LAYER, &l, NULL, NULL);
         struct berth_manifest *m;
 
@@ -688,24 +605,24 @@ static void test_manifest_delete(void **state)
         req.body = (const uint8_t *)json;
         req.len = strlen(json);
         req.digest = &d;
-        assert_int_equal(berth_store_manifest_put(f->st, &req), 0);
+        assert_int_equal(berth_store_manifest_put(f->t.st, &req), 0);
         berth_manifest_free(m);
         free(json);
     }
-    assert_int_equal(berth_store_manifest_get(f->st, "del", "latest", 0, &info), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "del", "latest", 0, &info), 0);
     assert_true(berth_digest_equal(&info.digest, &d));
     berth_manifest_info_dispose(&info);
 
-    assert_int_equal(berth_store_manifest_delete(f->st, "del", &d), 0);
-    assert_int_equal(berth_store_manifest_get(f->st, "del", "v1", 0, &info), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "del", "v1.0", 0, &info), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "del", "latest", 0, &info),
+    assert_int_equal(berth_store_manifest_delete(f->t.st, "del", &d), 0);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "del", "v1", 0, &info), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "del", "v1.0", 0, &info), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "del", "latest", 0, &info),
                      BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "del", d.str, 0, &info), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_delete(f->st, "del", &d), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "del", d.str, 0, &info), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_delete(f->t.st, "del", &d), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_MANIFEST_UNKNOWN);
-    assert_int_equal(berth_store_manifest_delete(f->st, "nope", &d), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "del", "keep", 0, &info), 0);
+    assert_int_equal(berth_store_manifest_delete(f->t.st, "nope", &d), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "del", "keep", 0, &info), 0);
     assert_true(berth_digest_equal(&info.digest, &keep));
     berth_manifest_info_dispose(&info);
 }
@@ -713,15 +630,15 @@ static void test_manifest_delete(void **state)
 static void test_tag_delete(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest d = put_image(f->st, "t", "v1", "tag layer!");
+    struct berth_digest d = put_image(f->t.st, "t", "v1", "tag layer!");
     struct berth_manifest_info info;
 
-    assert_int_equal(berth_store_tag_delete(f->st, "t", "v1"), 0);
-    assert_int_equal(berth_store_tag_delete(f->st, "t", "v1"), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "t", "v1"), 0);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "t", "v1"), BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_MANIFEST_UNKNOWN);
-    assert_int_equal(berth_store_tag_delete(f->st, "nope", "v1"), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "t", "v1", 0, &info), BERTH_ENOTFOUND);
-    assert_int_equal(berth_store_manifest_get(f->st, "t", d.str, 0, &info), 0);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "nope", "v1"), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "t", "v1", 0, &info), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "t", d.str, 0, &info), 0);
     berth_manifest_info_dispose(&info);
 }
 
@@ -738,26 +655,26 @@ static int guard_keep(void *ctx, const char *repo, const char *tag)
 static void test_tag_guard(void **state)
 {
     struct fixture *f = *state;
-    struct berth_digest d = put_image(f->st, "g", "keep", "guarded layer");
+    struct berth_digest d = put_image(f->t.st, "g", "keep", "guarded layer");
     struct berth_manifest_info info;
     int calls = 0;
 
-    berth_store_set_tag_guard(f->st, guard_keep, &calls);
-    assert_int_equal(berth_store_tag_delete(f->st, "g", "keep"), BERTH_EDENIED);
+    berth_store_set_tag_guard(f->t.st, guard_keep, &calls);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "g", "keep"), BERTH_EDENIED);
     assert_int_equal(berth_error_oci(), BERTH_OCI_DENIED);
-    assert_int_equal(berth_store_manifest_delete(f->st, "g", &d), BERTH_EDENIED);
-    assert_int_equal(berth_store_repo_delete(f->st, "g"), BERTH_EDENIED);
-    assert_int_equal(berth_store_manifest_get(f->st, "g", "keep", 0, &info), 0);
+    assert_int_equal(berth_store_manifest_delete(f->t.st, "g", &d), BERTH_EDENIED);
+    assert_int_equal(berth_store_repo_delete(f->t.st, "g"), BERTH_EDENIED);
+    assert_int_equal(berth_store_manifest_get(f->t.st, "g", "keep", 0, &info), 0);
     berth_manifest_info_dispose(&info);
     assert_int_equal(calls, 3);
     /* an unknown tag is unknown, not refused (the guard is not asked) */
-    assert_int_equal(berth_store_tag_delete(f->st, "g", "nope"), BERTH_ENOTFOUND);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "g", "nope"), BERTH_ENOTFOUND);
     assert_int_equal(calls, 3);
     /* other repositories delete as before */
-    put_image(f->st, "h", "keep", "other layer");
-    assert_int_equal(berth_store_repo_delete(f->st, "h"), 0);
-    berth_store_set_tag_guard(f->st, NULL, NULL);
-    assert_int_equal(berth_store_tag_delete(f->st, "g", "keep"), 0);
+    put_image(f->t.st, "h", "keep", "other layer");
+    assert_int_equal(berth_store_repo_delete(f->t.st, "h"), 0);
+    berth_store_set_tag_guard(f->t.st, NULL, NULL);
+    assert_int_equal(berth_store_tag_delete(f->t.st, "g", "keep"), 0);
 }
 
 /* ---- listing ---- */
@@ -793,7 +710,7 @@ static void test_tags_paging(void **state)
 {
     enum { NTAGS = 1000 };
     struct fixture *f = *state;
-    struct berth_digest c = push_blob(f->st, "many", "{}");
+    struct berth_digest c = push_blob(f->t.st, "many", "{}");
     char *json = image_json(&c, MT_LAYER, NULL, NULL, NULL);
     struct berth_manifest_put req = { 0 };
     struct berth_digest d = digest_of(json, strlen(json));
@@ -813,12 +730,12 @@ static void test_tags_paging(void **state)
     req.body = (const uint8_t *)json;
     req.len = strlen(json);
     req.digest = &d;
-    assert_int_equal(berth_store_manifest_put(f->st, &req), 0);
+    assert_int_equal(berth_store_manifest_put(f->t.st, &req), 0);
     berth_manifest_free(m);
     free(json);
 
     do {
-        assert_int_equal(berth_store_tags(f->st, "many", pages ? last : NULL, 100, collect, &ns,
+        assert_int_equal(berth_store_tags(f->t.st, "many", pages ? last : NULL, 100, collect, &ns,
                                           &more),
                          0);
         assert_int_equal(ns.n, 100);
@@ -834,30 +751,30 @@ static void test_tags_paging(void **state)
     assert_int_equal(total, NTAGS);
     assert_int_equal(pages, 10);
 
-    assert_int_equal(berth_store_tags(f->st, "many", NULL, -1, collect, &ns, &more), 0);
+    assert_int_equal(berth_store_tags(f->t.st, "many", NULL, -1, collect, &ns, &more), 0);
     assert_int_equal(ns.n, NTAGS);
     assert_int_equal(more, 0);
     names_clear(&ns);
-    assert_int_equal(berth_store_tags(f->st, "many", NULL, 0, collect, &ns, &more), 0);
+    assert_int_equal(berth_store_tags(f->t.st, "many", NULL, 0, collect, &ns, &more), 0);
     assert_int_equal(ns.n, 0);
     assert_int_equal(more, 1);
-    assert_int_equal(berth_store_tags(f->st, "many", "t0997", 5, collect, &ns, &more), 0);
+    assert_int_equal(berth_store_tags(f->t.st, "many", "t0997", 5, collect, &ns, &more), 0);
     assert_int_equal(ns.n, 2);
     assert_string_equal(ns.v[0], "t0998");
     assert_int_equal(more, 0);
     names_clear(&ns);
-    assert_int_equal(berth_store_tags(f->st, "many", "t0999", 5, collect, &ns, NULL), 0);
+    assert_int_equal(berth_store_tags(f->t.st, "many", "t0999", 5, collect, &ns, NULL), 0);
     assert_int_equal(ns.n, 0);
-    assert_int_equal(berth_store_tags(f->st, "many", "t0500", 2, collect, &ns, &more), 0);
+    assert_int_equal(berth_store_tags(f->t.st, "many", "t0500", 2, collect, &ns, &more), 0);
     assert_string_equal(ns.v[0], "t0501");
     assert_int_equal(more, 1);
     names_clear(&ns);
     ns.stop_at = 3;
-    assert_int_equal(berth_store_tags(f->st, "many", NULL, -1, collect, &ns, &more), -42);
+    assert_int_equal(berth_store_tags(f->t.st, "many", NULL, -1, collect, &ns, &more), -42);
     assert_int_equal(ns.n, 3);
     names_clear(&ns);
 
-    assert_int_equal(berth_store_tags(f->st, "unknown", NULL, -1, collect, &ns, &more),
+    assert_int_equal(berth_store_tags(f->t.st, "unknown", NULL, -1, collect, &ns, &more),
                      BERTH_ENOTFOUND);
     assert_int_equal(berth_error_oci(), BERTH_OCI_NAME_UNKNOWN);
     for (i = 0; i < NTAGS; i++)
@@ -876,11 +793,11 @@ static void test_catalog(void **state)
     int more;
 
     for (i = 0; i < sizeof(repos) / sizeof(repos[0]); i++)
-        put_image(f->st, repos[i], "latest", "some layer");
-    push_blob(f->st, "blobs/only", "x");                  /* no manifest: not listed */
-    assert_int_equal(berth_upload_new(f->st, "uploads/only", id), 0);
+        put_image(f->t.st, repos[i], "latest", "some layer");
+    push_blob(f->t.st, "blobs/only", "x");                  /* no manifest: not listed */
+    assert_int_equal(berth_upload_new(f->t.st, "uploads/only", id), 0);
 
-    assert_int_equal(berth_store_catalog(f->st, NULL, -1, collect, &ns, &more), 0);
+    assert_int_equal(berth_store_catalog(f->t.st, NULL, -1, collect, &ns, &more), 0);
     assert_int_equal(ns.n, 7);
     assert_int_equal(more, 0);
     /* byte order: uppercase first, '-' (0x2d) before '/' (0x2f) */
@@ -893,7 +810,7 @@ static void test_catalog(void **state)
     assert_string_equal(ns.v[6], "z/z/z");
 
     for (i = 0; i < 3; i++) {
-        assert_int_equal(berth_store_catalog(f->st, last, 3, collect, &page, &more), 0);
+        assert_int_equal(berth_store_catalog(f->t.st, last, 3, collect, &page, &more), 0);
         assert_int_equal(more, i < 2);
         assert_int_equal(page.n, i < 2 ? 3 : 1);
         assert_string_equal(page.v[0], ns.v[i * 3]);
@@ -936,8 +853,8 @@ static void test_referrers(void **state)
     static const char *const types[] = { "application/sig", "application/sbom",
                                          "application/sig" };
     struct fixture *f = *state;
-    struct berth_digest subject = put_image(f->st, "ref", "v1", "base layer");
-    struct berth_digest c = push_blob(f->st, "ref", "{}"), r[3], none;
+    struct berth_digest subject = put_image(f->t.st, "ref", "v1", "base layer");
+    struct berth_digest c = push_blob(f->t.st, "ref", "{}"), r[3], none;
     const char *sorted[3];
     struct refs rs = { 0 };
     size_t i;
@@ -945,7 +862,7 @@ static void test_referrers(void **state)
 
     /* a referrer may arrive before its subject exists */
     none = digest_of("no such subject", 15);
-    assert_int_equal(put_json(f->st, "ref", NULL,
+    assert_int_equal(put_json(f->t.st, "ref", NULL,
                               image_json(&c, MT_LAYER, NULL, "application/early", none.str), NULL),
                      0);
     for (i = 0; i < 3; i++) {
@@ -954,16 +871,16 @@ static void test_referrers(void **state)
         char data[16];
 
         snprintf(data, sizeof(data), "sig%zu", i);
-        l = push_blob(f->st, "ref", data);
+        l = push_blob(f->t.st, "ref", data);
         snprintf(at, sizeof(at), "%s", types[i]);
-        assert_int_equal(put_json(f->st, "ref", NULL,
+        assert_int_equal(put_json(f->t.st, "ref", NULL,
                                   image_json(&c, MT_LAYER, &l, at, subject.str), &r[i]),
                          0);
         sorted[i] = r[i].str;
     }
     qsort(sorted, 3, sizeof(sorted[0]), cmp_str);
 
-    assert_int_equal(berth_store_referrers(f->st, "ref", &subject, NULL, NULL, -1, collect_ref,
+    assert_int_equal(berth_store_referrers(f->t.st, "ref", &subject, NULL, NULL, -1, collect_ref,
                                            &rs, &more),
                      0);
     assert_int_equal(rs.n, 3);
@@ -973,7 +890,7 @@ static void test_referrers(void **state)
         assert_string_equal(rs.digest[i], sorted[i]);
 
     memset(&rs, 0, sizeof(rs));
-    assert_int_equal(berth_store_referrers(f->st, "ref", &subject, "application/sig", NULL, -1,
+    assert_int_equal(berth_store_referrers(f->t.st, "ref", &subject, "application/sig", NULL, -1,
                                            collect_ref, &rs, &more),
                      0);
     assert_int_equal(rs.n, 2);
@@ -982,7 +899,7 @@ static void test_referrers(void **state)
     assert_true(strcmp(rs.digest[0], rs.digest[1]) < 0);
 
     memset(&rs, 0, sizeof(rs));
-    assert_int_equal(berth_store_referrers(f->st, "ref", &subject, NULL, sorted[0], 1,
+    assert_int_equal(berth_store_referrers(f->t.st, "ref", &subject, NULL, sorted[0], 1,
                                            collect_ref, &rs, &more),
                      0);
     assert_int_equal(rs.n, 1);
@@ -990,25 +907,25 @@ static void test_referrers(void **state)
     assert_int_equal(more, 1);
 
     memset(&rs, 0, sizeof(rs));
-    assert_int_equal(berth_store_referrers(f->st, "ref", &none, NULL, NULL, -1, collect_ref, &rs,
+    assert_int_equal(berth_store_referrers(f->t.st, "ref", &none, NULL, NULL, -1, collect_ref, &rs,
                                            &more),
                      0);
     assert_int_equal(rs.n, 1);
     assert_string_equal(rs.artifact[0], "application/early");
     memset(&rs, 0, sizeof(rs));
-    assert_int_equal(berth_store_referrers(f->st, "ref", &c, NULL, NULL, -1, collect_ref, &rs,
+    assert_int_equal(berth_store_referrers(f->t.st, "ref", &c, NULL, NULL, -1, collect_ref, &rs,
                                            &more),
                      0);
     assert_int_equal(rs.n, 0);
-    assert_int_equal(berth_store_referrers(f->st, "unknown", &subject, NULL, NULL, -1,
+    assert_int_equal(berth_store_referrers(f->t.st, "unknown", &subject, NULL, NULL, -1,
                                            collect_ref, &rs, &more),
                      0);
     assert_int_equal(rs.n, 0);
 
     /* deleting a referrer removes it from the list */
-    assert_int_equal(berth_store_manifest_delete(f->st, "ref", &r[0]), 0);
+    assert_int_equal(berth_store_manifest_delete(f->t.st, "ref", &r[0]), 0);
     memset(&rs, 0, sizeof(rs));
-    assert_int_equal(berth_store_referrers(f->st, "ref", &subject, NULL, NULL, -1, collect_ref,
+    assert_int_equal(berth_store_referrers(f->t.st, "ref", &subject, NULL, NULL, -1, collect_ref,
                                            &rs, &more),
                      0);
     assert_int_equal(rs.n, 2);
