@@ -65,6 +65,23 @@ static const char sql_dead_manifests[] =
     LIVE_CTE "SELECT m.digest, m.size FROM manifests m WHERE m.repo_id = ?1"
              " AND m.digest NOT IN (SELECT digest FROM live) ORDER BY m.digest LIMIT ?4";
 
+/*
+ * A dry run changes nothing, so what retention would remove is still in the
+ * tables: retention notes it in the connection's TEMP table gc_dry_gone
+ * (repo_id, name: a tag | digest: a manifest; retention.c), and the dry
+ * queries read the store as if those rows were gone. So a dry run predicts
+ * exactly what a real run removes (tests/unit/test_rules.c).
+ */
+#define DRY_GONE_TABLE                                                                            "CREATE TEMP TABLE IF NOT EXISTS gc_dry_gone (repo_id INTEGER NOT NULL, name TEXT,"           " digest TEXT)"
+#define DRY_GONE_MANIFEST(repo, digest)                                                           " NOT EXISTS (SELECT 1 FROM temp.gc_dry_gone g WHERE g.repo_id = " repo                       " AND g.digest = " digest ")"
+#define DRY_GONE_TAG(repo, name)                                                                  " NOT EXISTS (SELECT 1 FROM temp.gc_dry_gone g WHERE g.repo_id = " repo                       " AND g.name = " name ")"
+#define LIVE_CTE_DRY                                                                              "WITH RECURSIVE edges (parent, child) AS ("                                                   " SELECT parent, child FROM manifest_refs WHERE repo_id = ?1 AND kind = 'manifest'"           " UNION ALL"                                                                                  " SELECT subject, digest FROM manifests WHERE repo_id = ?1 AND subject IS NOT NULL),"         " live (digest) AS ("                                                                         " SELECT m.digest FROM manifests m WHERE m.repo_id = ?1 AND"                                  DRY_GONE_MANIFEST("?1", "m.digest") " AND (m.created > ?2"                                    " OR (?3 = 0 AND m.subject IS NULL)"                                                          " OR EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = ?1 AND t.digest = m.digest AND"           DRY_GONE_TAG("?1", "t.name") "))"                                                             " UNION"                                                                                      " SELECT e.child FROM edges e JOIN live l ON e.parent = l.digest"                             " WHERE" DRY_GONE_MANIFEST("?1", "e.child") ") "
+
+static const char sql_dry_dead_manifests[] =
+    LIVE_CTE_DRY "SELECT m.digest, m.size FROM manifests m WHERE m.repo_id = ?1"
+                 " AND m.digest NOT IN (SELECT digest FROM live) AND"
+                 DRY_GONE_MANIFEST("?1", "m.digest") " ORDER BY m.digest LIMIT ?4";
+
 /* Links no manifest of the repository references (the dead ones were
  * deleted by the manifest step), older than the grace period. */
 static const char sql_dead_links[] =
@@ -74,7 +91,7 @@ static const char sql_dead_links[] =
 
 /* Dry run: nothing was deleted, so only live manifests' references count. */
 static const char sql_dry_dead_links[] =
-    LIVE_CTE "SELECT rb.digest FROM repo_blobs rb WHERE rb.repo_id = ?1 AND rb.linked <= ?2"
+    LIVE_CTE_DRY "SELECT rb.digest FROM repo_blobs rb WHERE rb.repo_id = ?1 AND rb.linked <= ?2"
              " AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN live l ON l.digest = r.parent"
              " WHERE r.repo_id = ?1 AND r.child = rb.digest AND r.kind = 'blob')"
              " ORDER BY rb.digest";
@@ -102,12 +119,15 @@ static const char sql_dry_dead_blobs[] =
     " UNION ALL"
     " SELECT repo_id, subject, digest FROM manifests WHERE subject IS NOT NULL),"
     " live (repo_id, digest) AS ("
-    " SELECT m.repo_id, m.digest FROM manifests m WHERE m.created > ?1"
+    " SELECT m.repo_id, m.digest FROM manifests m WHERE"
+    DRY_GONE_MANIFEST("m.repo_id", "m.digest") " AND (m.created > ?1"
     " OR (?2 = 0 AND m.subject IS NULL)"
-    " OR EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)"
+    " OR EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest"
+    " AND" DRY_GONE_TAG("m.repo_id", "t.name") "))"
     " UNION"
     " SELECT e.repo_id, e.child FROM edges e JOIN live l"
-    " ON e.repo_id = l.repo_id AND e.parent = l.digest),"
+    " ON e.repo_id = l.repo_id AND e.parent = l.digest"
+    " WHERE" DRY_GONE_MANIFEST("e.repo_id", "e.child") "),"
     " used (digest) AS ("
     " SELECT r.child FROM manifest_refs r JOIN live l"
     " ON l.repo_id = r.repo_id AND l.digest = r.parent WHERE r.kind = 'blob')"
@@ -386,7 +406,8 @@ static int sweep_manifests(struct gc *g, const struct repo *r)
 
     if ((error = any_rows(g, sql_dead_manifests, r)) <= 0 || (error = begin(g)) < 0)
         return error;
-    if ((error = berth_db_query(&s, g->st->db, sql_dead_manifests)) < 0 ||
+    if ((error = berth_db_query(&s, g->st->db, g->o->dry_run ? sql_dry_dead_manifests
+                                                             : sql_dead_manifests)) < 0 ||
         (error = bind_repo(g, s, r)) < 0 ||
         (error = collect(g, s, "manifest", r->name, 1)) < 0)
         goto done;
@@ -770,6 +791,18 @@ static int take_lock(struct berth_store *st, int *fd)
     return error;
 }
 
+static int exec_sql(struct berth_store *st, const char *sqltext)
+{
+    sqlite3_stmt *s;
+    int error;
+
+    if ((error = berth_db_query(&s, st->db, sqltext)) < 0)
+        return error;
+    error = berth_db_step(s);
+    sqlite3_finalize(s);
+    return error < 0 ? error : 0;
+}
+
 int berth_gc_run(struct berth_store *st, const struct berth_gc_opts *o,
                  struct berth_gc_stats *out)
 {
@@ -791,6 +824,10 @@ int berth_gc_run(struct berth_store *st, const struct berth_gc_opts *o,
     g.cutoff = (int64_t)time(NULL) - o->grace_sec - (o->grace_sec > 0 ? 1 : 0);
     g.batch = o->batch ? o->batch : BATCH_DEFAULT;
 
+    /* a dry run starts with nothing noted as gone (retention notes) */
+    if (o->dry_run && ((error = exec_sql(st, DRY_GONE_TABLE)) < 0 ||
+                       (error = exec_sql(st, "DELETE FROM temp.gc_dry_gone")) < 0))
+        goto done;
     if (o->nretention > 0 && (error = berth_retention_apply(st, o, out)) < 0)
         goto done;
     if ((error = sweep_repos(&g)) < 0 || stopping(&g))

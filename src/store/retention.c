@@ -23,6 +23,7 @@ struct tag_row {
     char *digest;
     int64_t updated;
     int remove;
+    int drop; /* its manifest goes too (set on the first removed row of a digest) */
 };
 
 struct tag_list {
@@ -72,6 +73,7 @@ static int tag_list_add(struct tag_list *l, const char *name, const char *digest
     r->digest = strdup(digest ? digest : "");
     r->updated = updated;
     r->remove = 0;
+    r->drop = 0;
     if (!r->name || !r->digest) {
         free(r->name);
         free(r->digest);
@@ -197,20 +199,34 @@ static int exec_repo_text(struct run *run, const char *sql, int64_t repo_id, con
     return error < 0 ? error : 0;
 }
 
-/* 1 when an index of the repository lists manifest `digest`. */
-static int index_child(struct run *run, int64_t repo_id, const char *digest)
+/* 1 when manifest `digest` is already marked to go. */
+static int dropped(const struct tag_list *tags, const char *digest)
+{
+    for (size_t i = 0; i < tags->n; i++)
+        if (tags->v[i].drop && !strcmp(tags->v[i].digest, digest))
+            return 1;
+    return 0;
+}
+
+/* 1 when an index of the repository that stays lists manifest `digest`
+ * (an index this same pass drops holds nothing). */
+static int held_by_index(struct run *run, int64_t repo_id, const char *digest,
+                         const struct tag_list *tags)
 {
     sqlite3_stmt *s;
     int error;
 
     error = berth_db_query(&s, run->st->db,
-                           "SELECT 1 FROM manifest_refs WHERE repo_id = ?1 AND child = ?2"
-                           " AND kind = 'manifest' LIMIT 1");
+                           "SELECT parent FROM manifest_refs WHERE repo_id = ?1 AND child = ?2"
+                           " AND kind = 'manifest'");
     if (error < 0)
         return error;
     if ((error = berth_db_bind_int(s, 1, repo_id)) == 0 &&
-        (error = berth_db_bind_text(s, 2, digest)) == 0)
-        error = berth_db_step(s);
+        (error = berth_db_bind_text(s, 2, digest)) == 0) {
+        while ((error = berth_db_step(s)) == 1)
+            if (!dropped(tags, (const char *)sqlite3_column_text(s, 0)))
+                break;
+    }
     sqlite3_finalize(s);
     return error;
 }
@@ -250,6 +266,31 @@ static int seen_before(const struct tag_list *tags, size_t i)
     return 0;
 }
 
+/* Dry run: note a tag (name) or manifest (digest) as gone for the dry
+ * queries of gc.c, which read the store as if they were (gc.c: DRY_GONE). */
+static int dry_note(struct run *run, int64_t repo_id, const char *name, const char *digest)
+{
+    sqlite3_stmt *s;
+    int error;
+
+    if ((error = berth_db_query(&s, run->st->db,
+                                "CREATE TEMP TABLE IF NOT EXISTS gc_dry_gone (repo_id INTEGER"
+                                " NOT NULL, name TEXT, digest TEXT)")) < 0)
+        return error;
+    error = berth_db_step(s);
+    sqlite3_finalize(s);
+    if (error < 0 || (error = berth_db_query(&s, run->st->db,
+                                             "INSERT INTO temp.gc_dry_gone (repo_id, name,"
+                                             " digest) VALUES (?1, ?2, ?3)")) < 0)
+        return error;
+    if ((error = berth_db_bind_int(s, 1, repo_id)) == 0 &&
+        (error = berth_db_bind_text(s, 2, name)) == 0 &&
+        (error = berth_db_bind_text(s, 3, digest)) == 0)
+        error = berth_db_step(s);
+    sqlite3_finalize(s);
+    return error < 0 ? error : 0;
+}
+
 static void report(struct run *run, const char *kind, const char *repo, const char *what,
                    uint64_t bytes)
 {
@@ -270,19 +311,34 @@ static int apply(struct run *run, int64_t repo_id, const char *repo, struct tag_
         if (!dry && (error = exec_repo_text(run, "DELETE FROM tags WHERE repo_id = ?1"
                                             " AND name = ?2", repo_id, tags->v[i].name)) < 0)
             return error;
+        if (dry && (error = dry_note(run, repo_id, tags->v[i].name, NULL)) < 0)
+            return error;
         report(run, "tag", repo, tags->v[i].name, 0);
         run->out->tags++;
+    }
+    /* The manifests left untagged go unless an index that stays lists
+     * them: to a fixed point, so the order of the tags does not matter (an
+     * index dropped here releases its children) and a dry run decides as
+     * the real one does. */
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (size_t i = 0; i < tags->n; i++) {
+            const char *dg = tags->v[i].digest;
+
+            if (!tags->v[i].remove || tags->v[i].drop || seen_before(tags, i) ||
+                still_tagged(tags, dg))
+                continue;
+            if ((error = held_by_index(run, repo_id, dg, tags)) < 0)
+                return error;
+            if (error == 0)
+                tags->v[i].drop = changed = 1;
+        }
     }
     for (size_t i = 0; i < tags->n; i++) {
         const char *dg = tags->v[i].digest;
 
-        if (!tags->v[i].remove || seen_before(tags, i) || still_tagged(tags, dg))
+        if (!tags->v[i].drop)
             continue;
-        if ((error = index_child(run, repo_id, dg)) != 0) {
-            if (error < 0)
-                return error;
-            continue;
-        }
         size = 0;
         if ((error = manifest_size(run, repo_id, dg, &size)) < 0)
             return error;
@@ -292,6 +348,8 @@ static int apply(struct run *run, int64_t repo_id, const char *repo, struct tag_
                                              " AND digest = ?2", repo_id, dg)) < 0 ||
                      (error = exec_repo_text(run, "DELETE FROM manifest_refs WHERE"
                                              " repo_id = ?1 AND parent = ?2", repo_id, dg)) < 0))
+            return error;
+        if (dry && (error = dry_note(run, repo_id, NULL, dg)) < 0)
             return error;
         report(run, "manifest", repo, dg, size);
         run->out->manifests++;

@@ -592,6 +592,78 @@ static void test_retention_keep_protect_immutable(void **state)
     berth_config_dispose(&cfg);
 }
 
+/* Everything a run reports, sorted: a dry run must predict a real one. */
+struct full_log {
+    char lines[128][160];
+    int n;
+};
+
+static void full_report(void *ctx, const char *kind, const char *repo, const char *what,
+                        uint64_t bytes)
+{
+    struct full_log *l = ctx;
+
+    assert_true(l->n < 128);
+    snprintf(l->lines[l->n++], sizeof(l->lines[0]), "%s %s %s %llu", kind, repo ? repo : "-",
+             what, (unsigned long long)bytes);
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* With retention, a dry run predicts exactly what the real run removes:
+ * the tags, the manifests they leave, and — through them — the links and
+ * blobs only those manifests used (shared ones stay). */
+static void test_dry_run_predicts_retention(void **state)
+{
+    struct fixture *f = *state;
+    struct berth_config cfg;
+    struct berth_gc_opts o;
+    struct berth_gc_stats dry = { 0 }, real = { 0 };
+    static struct full_log dl, rl;
+    struct berth_digest child;
+
+    load(&cfg, retention_yaml);
+    put_image(f->t.st, "age/app", "a", "shared layer");
+    put_image(f->t.st, "age/app", "b", "only b uses this");
+    put_image(f->t.st, "age/app", "c", "shared layer"); /* fresh: kept */
+    child = put_image(f->t.st, "age/app", "d", "d's layer");
+    assert_int_equal(put_json(f->t.st, "age/app", "idx", index_json(&child, 1), NULL), 0);
+    put_image(f->t.st, "keep/app", "v2", "v2 layer");
+    put_image(f->t.st, "keep/app", "v3", "v3 layer");
+    put_image(f->t.st, "keep/app", "v4", "v4 layer");
+    exec_sql(f, "UPDATE tags SET updated = updated - 7200 WHERE name IN ('a', 'b', 'd', 'idx');"
+                "UPDATE tags SET updated = updated - 300 WHERE name = 'v2';");
+
+    dl.n = rl.n = 0;
+    gc_opts(&o, &cfg, NULL, 1);
+    o.report = full_report;
+    o.ctx = &dl;
+    assert_int_equal(berth_gc_run(f->t.st, &o, &dry), 0);
+    gc_opts(&o, &cfg, NULL, 0);
+    o.report = full_report;
+    o.ctx = &rl;
+    assert_int_equal(berth_gc_run(f->t.st, &o, &real), 0);
+
+    /* something of every kind went: tags a, b, d, idx and v2; the
+     * manifests of b, idx, d (released by idx, whatever the order) and v2
+     * (a's is c's too: it stays); their links and the blobs nothing else
+     * uses (the shared layer stays) */
+    assert_int_equal(real.tags, 5);
+    assert_int_equal(real.manifests, 4);
+    assert_true(real.links > 0 && real.blobs > 0);
+    qsort(dl.lines, (size_t)dl.n, sizeof(dl.lines[0]), cmp_line);
+    qsort(rl.lines, (size_t)rl.n, sizeof(rl.lines[0]), cmp_line);
+    assert_int_equal(dl.n, rl.n);
+    for (int i = 0; i < rl.n; i++)
+        assert_string_equal(dl.lines[i], rl.lines[i]);
+    assert_int_equal(dry.bytes, real.bytes);
+    assert_int_equal(dry.blobs_live, real.blobs_live);
+    berth_config_dispose(&cfg);
+}
+
 static void test_retention_age_and_manifests(void **state)
 {
     struct fixture *f = *state;
@@ -695,6 +767,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tag_guard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_keep_protect_immutable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_age_and_manifests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dry_run_predicts_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tags_gen_cross_process, setup, teardown),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
