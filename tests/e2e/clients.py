@@ -146,8 +146,18 @@ def access_log(server, since=0):
     Tolerant of the format: it finds `METHOD /v2/...` on a line and a 3-digit
     status after it if there is one (after an optional `HTTP/1.1"`).
     """
+    # The server writes a request's line once its last byte is sent: a test
+    # that has just read the response can get here first. Wait until the
+    # log stops growing (30 ms; at most 1 s).
+    text, deadline = server.read_log(), time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        time.sleep(0.03)
+        later = server.read_log()
+        if later == text:
+            break
+        text = later
     out = []
-    for line in server.read_log()[since:].splitlines():
+    for line in text[since:].splitlines():
         m = _REQ.search(line)
         if m:
             out.append(Request(m.group(1), m.group(2), m.group(3)))
