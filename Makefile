@@ -6,7 +6,7 @@ CC ?= cc
 # the client commands are the module berth-client.so (src/plugin.c loads it),
 # which links CLIENT_PKGS: `berth serve` never maps libcurl, libarchive and
 # the ~30 libraries behind them (docs/internals.md, "Shape").
-SERVER_PKGS = libmicrohttpd jansson sqlite3 yaml-0.1 libcrypto gnutls
+SERVER_PKGS = jansson sqlite3 yaml-0.1 libcrypto gnutls
 CLIENT_PKGS = libcurl libarchive jansson yaml-0.1 libcrypto
 PKGS = $(sort $(SERVER_PKGS) $(CLIENT_PKGS))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

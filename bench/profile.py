@@ -5,8 +5,8 @@ Starts build/berth on a fresh root under build/bench/work, pushes one small
 image (bench.py's populate, with few tags), then runs loadgen (64 connections,
 2 threads) against one endpoint while `perf record -g` samples berth, and
 prints the flat profile (self time); report.txt also has the call chains.
-libmicrohttpd has no symbols in Debian: CALLGRAPH=dwarf,16384 and
-`perf script` give the libmicrohttpd offsets of the callers.
+CALLGRAPH=dwarf,16384 gives call chains through libraries without frame
+pointers (GnuTLS, libc).
 
 Usage: bench/profile.py [--secs 10] [--what manifest-get|manifest-head|blob-head|v2|tags]
 Output: build/bench/profile/perf.data and report.txt. Needs perf (linux-perf).

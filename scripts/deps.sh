@@ -3,7 +3,7 @@
 # Installs only what is missing; as root it runs apt-get, otherwise it prints
 # the one command to run.
 set -e
-BUILD="gcc make pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev libyaml-dev libssl-dev libcurl4-openssl-dev libarchive-dev libgnutls28-dev"
+BUILD="gcc make pkg-config libjansson-dev libsqlite3-dev libyaml-dev libssl-dev libcurl4-openssl-dev libarchive-dev libgnutls28-dev"
 TEST="$BUILD libcmocka-dev python3 python3-pytest curl openssl skopeo podman docker.io uidmap fuse-overlayfs iproute2 procps docker-registry util-linux"
 BENCH="$TEST wrk hyperfine"
 case "${1:-build}" in

@@ -24,7 +24,7 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fno-omit-frame-pointer -fno-sanitize-recover=all"
-PKGS="libmicrohttpd gnutls jansson sqlite3 yaml-0.1 libcrypto libcurl libarchive"
+PKGS="gnutls jansson sqlite3 yaml-0.1 libcrypto libcurl libarchive"
 PKG_CFLAGS=$(pkg-config --cflags $PKGS 2>/dev/null || true)
 LIBS="$(pkg-config --libs $PKGS 2>/dev/null || true) -lcrypt -lpthread"
 mkdir -p "$out/artifacts" "$out/obj"

@@ -6,7 +6,6 @@
  * the gc endpoints need the admin action (loopback clients only when no
  * auth is configured), a repository deletion the delete action on it.
  */
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +110,7 @@ static struct berth_gcrun *runner(struct request *req)
     struct berth_gcrun *g = req->srv->gcrun;
 
     if (!g)
-        respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, BERTH_OCI_UNAVAILABLE,
+        respond_error(req, HTTP_SERVICE_UNAVAILABLE, BERTH_OCI_UNAVAILABLE,
                       "garbage collection is not available in this server");
     return g;
 }
@@ -147,7 +146,7 @@ void h_gc_start(struct request *req)
     berth_gcrun_defaults(g, &p);
     if (bool_arg(req, "dry-run", &p.dry_run) < 0 || bool_arg(req, "untagged", &p.untagged) < 0 ||
         bool_arg(req, "wait", &wait) < 0) {
-        respond_error(req, MHD_HTTP_BAD_REQUEST, BERTH_OCI_UNSUPPORTED,
+        respond_error(req, HTTP_BAD_REQUEST, BERTH_OCI_UNSUPPORTED,
                       "dry-run, untagged and wait take 1, true, 0 or false");
         return;
     }
@@ -155,7 +154,7 @@ void h_gc_start(struct request *req)
         if (berth_duration_parse(&ms, grace) < 0 || ms < 0) {
             snprintf(msg, sizeof(msg), "invalid grace '%.200s' (a duration: 0s, 30m, 24h)",
                      grace);
-            respond_error(req, MHD_HTTP_BAD_REQUEST, BERTH_OCI_UNSUPPORTED, msg);
+            respond_error(req, HTTP_BAD_REQUEST, BERTH_OCI_UNSUPPORTED, msg);
             return;
         }
         p.grace_sec = ms / 1000;
@@ -164,20 +163,20 @@ void h_gc_start(struct request *req)
     if (error == BERTH_EEXISTS ||
         (error == 0 && s.state == BERTH_GCRUN_FAILED && s.code == BERTH_EEXISTS)) {
         /* 409: the caller asks again later; GET shows the running one */
-        respond_error(req, MHD_HTTP_CONFLICT, BERTH_OCI_UNAVAILABLE,
+        respond_error(req, HTTP_CONFLICT, BERTH_OCI_UNAVAILABLE,
                       error ? berth_error_msg() : s.error);
         return;
     }
     if (error < 0) {
-        respond_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, BERTH_OCI_UNAVAILABLE,
+        respond_error(req, HTTP_SERVICE_UNAVAILABLE, BERTH_OCI_UNAVAILABLE,
                       berth_error_msg());
         return;
     }
     if (wait && s.state == BERTH_GCRUN_FAILED) {
-        respond_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, BERTH_OCI_INTERNAL, s.error);
+        respond_error(req, HTTP_INTERNAL_SERVER_ERROR, BERTH_OCI_INTERNAL, s.error);
         return;
     }
-    respond_status(req, wait ? MHD_HTTP_OK : MHD_HTTP_ACCEPTED, &s);
+    respond_status(req, wait ? HTTP_OK : HTTP_ACCEPTED, &s);
 }
 
 void h_gc_status(struct request *req)
@@ -188,7 +187,7 @@ void h_gc_status(struct request *req)
     if (!g)
         return;
     berth_gcrun_status(g, &s);
-    respond_status(req, MHD_HTTP_OK, &s);
+    respond_status(req, HTTP_OK, &s);
 }
 
 void h_repo_delete(struct request *req)
@@ -196,7 +195,7 @@ void h_repo_delete(struct request *req)
     int err;
 
     if (!req->srv->delete_enabled) {
-        respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
+        respond_error(req, HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
                       "deletes are disabled on this registry");
         return;
     }
@@ -208,5 +207,5 @@ void h_repo_delete(struct request *req)
     }
     berth_log_info("repository '%s' deleted%s%s", req->name, req->user[0] ? " by " : "",
                    req->user);
-    respond_empty(req, MHD_HTTP_ACCEPTED);
+    respond_empty(req, HTTP_ACCEPTED);
 }

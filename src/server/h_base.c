@@ -4,12 +4,11 @@
  * costs one static response and nothing else. The version header every
  * response carries is added by http.c.
  */
-#include <microhttpd.h>
 
 #include "handlers.h"
 #include "http.h"
 
 void h_base(struct request *req)
 {
-    respond_static(req, MHD_HTTP_OK, "{}", 2, "application/json");
+    respond_static(req, HTTP_OK, "{}", 2, "application/json");
 }

@@ -1,14 +1,13 @@
 /*
  * Blob reads and deletes (distribution-spec "Pulling blobs", "Deleting
  * blobs"): end-2 GET/HEAD and end-10 DELETE /v2/<name>/blobs/<digest>.
- * GET sends the file with sendfile (MHD closes the fd), never through memory;
+ * GET sends the file with sendfile (http.c closes the fd), never through memory;
  * HEAD only stats it. A single `Range` is honoured with 206 (RFC 9110
  * §14.2); an unsatisfiable or malformed one is 416 with a Content-Range of
  * "bytes *" over the size; a multi-range request gets the whole blob (200),
  * as RFC 9110 allows.
  */
 #include <inttypes.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,21 +23,21 @@ static void blob_headers(struct request *req)
 
     snprintf(etag, sizeof(etag), "\"%s\"", req->digest.str);
     add_header(req, "Docker-Content-Digest", req->digest.str);
-    add_header(req, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-    add_header(req, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-    add_header(req, MHD_HTTP_HEADER_ETAG, etag);
-    add_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "max-age=31536000");
+    add_header(req, "Content-Type", "application/octet-stream");
+    add_header(req, "Accept-Ranges", "bytes");
+    add_header(req, "ETag", etag);
+    add_header(req, "Cache-Control", "max-age=31536000");
 }
 
 void h_blob_get(struct request *req)
 {
     struct berth_store *st = req->srv->st;
     const int head = req->method == M_HEAD;
-    const char *range_hdr = req_header(req, MHD_HTTP_HEADER_RANGE);
+    const char *range_hdr = req_header(req, "Range");
     struct berth_range range = { 0, 0 };
     char content_range[64];
     uint64_t size = 0, len;
-    unsigned status = MHD_HTTP_OK;
+    unsigned status = HTTP_OK;
     int fd = -1, err;
 
     if (head)
@@ -54,17 +53,17 @@ void h_blob_get(struct request *req)
     if (range_hdr) {
         err = berth_range_parse(&range, range_hdr, strlen(range_hdr), size);
         if (err == 0) {
-            status = MHD_HTTP_PARTIAL_CONTENT;
+            status = HTTP_PARTIAL_CONTENT;
         } else if (err == BERTH_EUNSUPPORTED) {
             range.start = 0;
             range.end = size ? size - 1 : 0;
         } else {
             if (fd >= 0)
                 close(fd);
-            respond_error(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_RANGE_INVALID,
+            respond_error(req, HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_RANGE_INVALID,
                           berth_error_msg());
             snprintf(content_range, sizeof(content_range), "bytes */%" PRIu64, size);
-            add_header(req, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+            add_header(req, "Content-Range", content_range);
             return;
         }
     }
@@ -73,10 +72,10 @@ void h_blob_get(struct request *req)
         respond_head(req, status, len);
     else
         respond_fd(req, status, fd, range.start, len);
-    if (status == MHD_HTTP_PARTIAL_CONTENT) {
+    if (status == HTTP_PARTIAL_CONTENT) {
         snprintf(content_range, sizeof(content_range), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64,
                  range.start, range.end, size);
-        add_header(req, MHD_HTTP_HEADER_CONTENT_RANGE, content_range);
+        add_header(req, "Content-Range", content_range);
     }
     blob_headers(req);
 }
@@ -86,7 +85,7 @@ void h_blob_delete(struct request *req)
     int err;
 
     if (!req->srv->delete_enabled) {
-        respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
+        respond_error(req, HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
                       "deletes are disabled on this registry");
         return;
     }
@@ -94,5 +93,5 @@ void h_blob_delete(struct request *req)
         respond_berr(req, err, BERTH_OCI_BLOB_UNKNOWN);
         return;
     }
-    respond_empty(req, MHD_HTTP_ACCEPTED);
+    respond_empty(req, HTTP_ACCEPTED);
 }

@@ -6,7 +6,6 @@
  * those bytes. The PUT body is buffered (http.c caps it at the configured
  * limit → 413 SIZE_INVALID), validated by core/manifest and stored whole.
  */
-#include <microhttpd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,16 +33,16 @@ void h_manifest_get(struct request *req)
         return;
     }
     if (head) {
-        respond_head(req, MHD_HTTP_OK, info.len);
+        respond_head(req, HTTP_OK, info.len);
     } else {
-        respond_take(req, MHD_HTTP_OK, info.body, info.len, NULL);
+        respond_take(req, HTTP_OK, info.body, info.len, NULL);
         info.body = NULL;
     }
     snprintf(etag, sizeof(etag), "\"%s\"", info.digest.str);
-    add_header(req, MHD_HTTP_HEADER_CONTENT_TYPE,
+    add_header(req, "Content-Type",
                info.media_type ? info.media_type : BERTH_MT_OCI_MANIFEST);
     add_header(req, "Docker-Content-Digest", info.digest.str);
-    add_header(req, MHD_HTTP_HEADER_ETAG, etag);
+    add_header(req, "ETag", etag);
     berth_manifest_info_dispose(&info);
 }
 
@@ -52,14 +51,12 @@ void h_manifest_open(struct request *req)
     req->body_mode = BODY_MANIFEST;
 }
 
-/* Collect every ?tag= (MHD_lookup_connection_value would give one). */
-static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+/* Collect every ?tag= (req_arg would give the first only). */
+static int collect_tag(void *cls, const char *key, const char *value)
 {
-    (void)kind;
     if (strcmp(key, "tag") != 0)
-        return MHD_YES;
-    return berth_param_tag_add(cls, value) < 0 ? MHD_NO : MHD_YES;
+        return 0;
+    return berth_param_tag_add(cls, value) < 0 ? -1 : 0;
 }
 
 /* The ?tag= parameters: at most BERTH_PARAM_TAGS_MAX, only on a push by
@@ -67,7 +64,7 @@ static enum MHD_Result collect_tag(void *cls, enum MHD_ValueKind kind, const cha
 static int extra_tags(struct request *req, struct berth_tag_params *tl)
 {
     memset(tl, 0, sizeof(*tl));
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, collect_tag, tl);
+    req_args_each(req, collect_tag, tl);
     if (tl->too_many) {
         respond_oci(req, BERTH_OCI_TAG_INVALID, "too many tag parameters");
         return -1;
@@ -137,7 +134,7 @@ void h_manifest_put(struct request *req)
     const struct berth_maint_config *mc = req->srv->maint;
     struct berth_manifest *m = NULL;
     struct berth_manifest_put put;
-    const char *ct = req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct = req_header(req, "Content-Type");
     struct berth_digest d;
     struct berth_tag_params tl;
     char location[BERTH_NAME_MAX + BERTH_DIGEST_STR_MAX + 32];
@@ -186,9 +183,9 @@ void h_manifest_put(struct request *req)
         goto done;
     }
 
-    respond_empty(req, MHD_HTTP_CREATED);
+    respond_empty(req, HTTP_CREATED);
     snprintf(location, sizeof(location), "/v2/%s/manifests/%s", req->name, d.str);
-    add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+    add_header(req, "Location", location);
     add_header(req, "Docker-Content-Digest", d.str);
     for (size_t i = 0; i < tl.n; i++)
         add_header(req, "OCI-Tag", tl.tags[i]);
@@ -203,7 +200,7 @@ void h_manifest_delete(struct request *req)
     int err;
 
     if (!req->srv->delete_enabled) {
-        respond_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
+        respond_error(req, HTTP_METHOD_NOT_ALLOWED, BERTH_OCI_UNSUPPORTED,
                       "deletes are disabled on this registry");
         return;
     }
@@ -217,5 +214,5 @@ void h_manifest_delete(struct request *req)
         respond_berr(req, err, BERTH_OCI_MANIFEST_UNKNOWN);
         return;
     }
-    respond_empty(req, MHD_HTTP_ACCEPTED);
+    respond_empty(req, HTTP_ACCEPTED);
 }

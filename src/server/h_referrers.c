@@ -8,7 +8,6 @@
  * without `n`, every referrer. A malformed artifactType, `n` or `last`
  * (params.c) is a 400.
  */
-#include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,7 +59,7 @@ void h_referrers(struct request *req)
     int more = 0, err;
 
     if (berth_param_artifact_type(req_arg(req, "artifactType"), &artifact_type) < 0) {
-        respond_error(req, MHD_HTTP_BAD_REQUEST, berth_error_oci(), berth_error_msg());
+        respond_error(req, HTTP_BAD_REQUEST, berth_error_oci(), berth_error_msg());
         return;
     }
     if (paging_args(req, -1, -1, &n, &last) < 0)

@@ -6,7 +6,6 @@
  * Tags: all of them without `n`. Catalog: 100 without `n`, at most 1000 per
  * page (distribution's defaults).
  */
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +34,7 @@ int paging_args(struct request *req, long def, long max, long *n, const char **l
         kind = BERTH_LAST_DIGEST;
     if (berth_param_n(req_arg(req, "n"), def, max, n) < 0 ||
         berth_param_last(req_arg(req, "last"), kind, last) < 0) {
-        respond_error(req, MHD_HTTP_BAD_REQUEST, berth_error_oci(), berth_error_msg());
+        respond_error(req, HTTP_BAD_REQUEST, berth_error_oci(), berth_error_msg());
         return -1;
     }
     return 0;
@@ -214,7 +213,7 @@ void h_tags_list(struct request *req)
     full = n < 0 && !last;
     gen = berth_store_tags_gen(req->srv->st); /* before the walk: see store.h */
     if (full && (cached = cache_get(req->srv->tags_cache, req->name, gen)) != NULL) {
-        respond_shared(req, MHD_HTTP_OK, cached->data, cached->len, blob_release, cached,
+        respond_shared(req, HTTP_OK, cached->data, cached->len, blob_release, cached,
                        "application/json");
         return;
     }

@@ -2,13 +2,12 @@
  * Blob uploads (distribution-spec "Pushing blobs"): end-4a/4b POST, end-11
  * mount, end-5 PATCH, end-6 PUT, end-13 GET and end-14 DELETE on
  * /v2/<name>/blobs/uploads/[<id>]. Bodies stream straight into the session
- * (http.c calls berth_upload_write per chunk MHD hands over): a layer never
+ * (http.c calls berth_upload_write per piece of body it reads): a layer never
  * sits in memory. The begin step opens the session when the headers arrive;
  * the handler closes it (keep=1) or commits it; anything else — a failure,
  * a broken connection — rolls the chunk back (http.c, keep=0).
  */
 #include <inttypes.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +31,9 @@ static void session_headers(struct request *req, const char *id, uint64_t offset
 
     snprintf(location, sizeof(location), "/v2/%s/blobs/uploads/%s", req->name, id);
     snprintf(range, sizeof(range), "0-%" PRIu64, offset ? offset - 1 : 0);
-    add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+    add_header(req, "Location", location);
     add_header(req, "Docker-Upload-UUID", id);
-    add_header(req, MHD_HTTP_HEADER_RANGE, range);
+    add_header(req, "Range", range);
 }
 
 static void blob_created(struct request *req, const struct berth_digest *d)
@@ -42,8 +41,8 @@ static void blob_created(struct request *req, const struct berth_digest *d)
     char location[LOCATION_MAX];
 
     snprintf(location, sizeof(location), "/v2/%s/blobs/%s", req->name, d->str);
-    respond_empty(req, MHD_HTTP_CREATED);
-    add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+    respond_empty(req, HTTP_CREATED);
+    add_header(req, "Location", location);
     add_header(req, "Docker-Content-Digest", d->str);
 }
 
@@ -51,7 +50,7 @@ static void blob_created(struct request *req, const struct berth_digest *d)
 static int digest_arg(struct request *req)
 {
     if (berth_param_digest(req_arg(req, "digest"), &req->digest) < 0) {
-        respond_error(req, MHD_HTTP_BAD_REQUEST, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
+        respond_error(req, HTTP_BAD_REQUEST, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
         return -1;
     }
     return 0;
@@ -89,7 +88,7 @@ static int quota_refused(struct request *req, const struct berth_maint_config *m
 static int quota_before_body(struct request *req, uint64_t offset, const struct berth_digest *d)
 {
     const struct berth_maint_config *mc = req->srv->maint;
-    const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = req_header(req, "Content-Length");
     unsigned long long len;
     char *end;
 
@@ -132,7 +131,7 @@ void h_upload_start(struct request *req)
         respond_berr(req, err, BERTH_OCI_NAME_UNKNOWN);
         return;
     }
-    respond_empty(req, MHD_HTTP_ACCEPTED);
+    respond_empty(req, HTTP_ACCEPTED);
     session_headers(req, id, 0);
 }
 
@@ -159,7 +158,7 @@ void h_upload_mount(struct request *req)
     int err;
 
     if (berth_param_digest(req_arg(req, "mount"), &d) < 0) {
-        respond_error(req, MHD_HTTP_BAD_REQUEST, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
+        respond_error(req, HTTP_BAD_REQUEST, BERTH_OCI_DIGEST_INVALID, berth_error_msg());
         return;
     }
     /* mount_denied: the caller may not pull `from`; the spec's answer is a
@@ -229,8 +228,8 @@ void h_upload_mono(struct request *req)
  * must agree with it. */
 static void open_chunk(struct request *req)
 {
-    const char *cr = req_header(req, MHD_HTTP_HEADER_CONTENT_RANGE);
-    const char *cl = req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cr = req_header(req, "Content-Range");
+    const char *cl = req_header(req, "Content-Length");
     struct berth_range r;
     uint64_t offset;
     int64_t expect = -1;
@@ -238,14 +237,14 @@ static void open_chunk(struct request *req)
 
     if (cr) {
         if (berth_content_range_parse(&r, cr, strlen(cr)) < 0 || r.start > INT64_MAX) {
-            respond_error(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
+            respond_error(req, HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
                           berth_error_msg());
             goto range_error;
         }
         req->has_range = 1;
         req->range_len = r.end - r.start + 1;
         if (cl && strtoull(cl, NULL, 10) != req->range_len) {
-            respond_error(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
+            respond_error(req, HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
                           "Content-Length does not match Content-Range");
             goto range_error;
         }
@@ -313,7 +312,7 @@ static int check_chunk(struct request *req)
     uint64_t got = berth_upload_size(req->upload) - req->chunk_start;
 
     if (req->has_range && got != req->range_len) {
-        respond_error(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
+        respond_error(req, HTTP_RANGE_NOT_SATISFIABLE, BERTH_OCI_BLOB_UPLOAD_INVALID,
                       "chunk length does not match Content-Range");
         session_headers(req, req->ref, req->chunk_start);
         return -1;
@@ -335,7 +334,7 @@ void h_upload_patch(struct request *req)
         respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_INVALID);
         return;
     }
-    respond_empty(req, MHD_HTTP_ACCEPTED);
+    respond_empty(req, HTTP_ACCEPTED);
     session_headers(req, req->ref, offset);
 }
 
@@ -355,7 +354,7 @@ void h_upload_status(struct request *req)
         respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
         return;
     }
-    respond_empty(req, MHD_HTTP_NO_CONTENT);
+    respond_empty(req, HTTP_NO_CONTENT);
     session_headers(req, req->ref, offset);
 }
 
@@ -367,5 +366,5 @@ void h_upload_cancel(struct request *req)
         respond_berr(req, err, BERTH_OCI_BLOB_UPLOAD_UNKNOWN);
         return;
     }
-    respond_empty(req, MHD_HTTP_NO_CONTENT);
+    respond_empty(req, HTTP_NO_CONTENT);
 }

@@ -1,10 +1,10 @@
 /*
- * Internal to src/server: the per-request state shared by http.c (the
- * libmicrohttpd adapter), router.c and the handlers, and the response
- * helpers. A handler never talks to libmicrohttpd for its answer: it calls
- * respond_*() (which builds the response and keeps it in the request) and
- * add_header(); http.c queues it once the handler returns. Every response
- * gets `Docker-Distribution-API-Version: registry/2.0`.
+ * Internal to src/server: the per-request state shared by http.c (berth's
+ * own HTTP/1.1 server: epoll workers, parser, sender), router.c and the
+ * handlers, and the response helpers. A handler never touches a socket: it
+ * calls respond_*() (which builds the response and keeps it in the request)
+ * and add_header(); http.c sends it once the handler returns. Every
+ * response gets `Docker-Distribution-API-Version: registry/2.0`.
  */
 #ifndef BERTH_SERVER_HTTP_H
 #define BERTH_SERVER_HTTP_H
@@ -21,14 +21,48 @@
 #include "server.h"
 #include "store/store.h"
 
-struct MHD_Connection;
-struct MHD_Daemon;
-struct MHD_Response;
+struct conn;
+struct response;
 struct route;
-struct delays;
+struct http_loop;
+
+/* Status codes the handlers answer with. */
+enum {
+    HTTP_CONTINUE = 100,
+    HTTP_OK = 200,
+    HTTP_CREATED = 201,
+    HTTP_ACCEPTED = 202,
+    HTTP_NO_CONTENT = 204,
+    HTTP_PARTIAL_CONTENT = 206,
+    HTTP_BAD_REQUEST = 400,
+    HTTP_UNAUTHORIZED = 401,
+    HTTP_FORBIDDEN = 403,
+    HTTP_NOT_FOUND = 404,
+    HTTP_METHOD_NOT_ALLOWED = 405,
+    HTTP_CONFLICT = 409,
+    HTTP_CONTENT_TOO_LARGE = 413,
+    HTTP_URI_TOO_LONG = 414,
+    HTTP_RANGE_NOT_SATISFIABLE = 416,
+    HTTP_TOO_MANY_REQUESTS = 429,
+    HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE = 431,
+    HTTP_INTERNAL_SERVER_ERROR = 500,
+    HTTP_NOT_IMPLEMENTED = 501,
+    HTTP_SERVICE_UNAVAILABLE = 503,
+    HTTP_VERSION_NOT_SUPPORTED = 505,
+    HTTP_INSUFFICIENT_STORAGE = 507
+};
+
+/* Most request headers and query arguments one request may carry (more:
+ * 431 / 400). */
+#define REQ_HEADERS_MAX 100
+#define REQ_ARGS_MAX 64
+
+struct http_field {
+    const char *name, *value; /* NUL-terminated, inside the connection's buffer */
+};
 
 struct berth_server {
-    struct MHD_Daemon *daemon;
+    struct http_loop *loop;        /* http.c: listener and worker threads */
     struct berth_store *st;
     int delete_enabled;
     int access_log;
@@ -38,7 +72,7 @@ struct berth_server {
     struct tags_cache *tags_cache; /* h_tags.c: serialized full tag lists */
     struct berth_authn *authn;     /* borrowed from the config; NULL: no authentication */
     struct berth_tls *tls;         /* tls.c: HTTPS state; NULL: plain HTTP */
-    struct delays *delays;         /* http.c: timer resuming held-back answers; NULL: none */
+    int delays;                    /* hold back 401s for wrong passwords (authn enabled) */
     const struct berth_maint_config *maint; /* immutable tags, quotas; NULL: none */
     struct berth_gcrun *gcrun;     /* admin endpoint's collector; NULL: none */
 };
@@ -69,7 +103,7 @@ enum body_mode {
 
 struct request {
     struct berth_server *srv;
-    struct MHD_Connection *conn;
+    struct conn *conn;
     const struct route *route; /* NULL when the router answered */
     unsigned method;           /* M_* */
 
@@ -92,8 +126,14 @@ struct request {
     uint8_t *body;
     size_t body_len, body_cap;
 
-    /* Response, kept until http.c queues it. */
-    struct MHD_Response *resp;
+    /* Parsed request head (http.c): header fields and decoded query
+     * arguments, in arrival order. */
+    struct http_field hdrs[REQ_HEADERS_MAX];
+    struct http_field args[REQ_ARGS_MAX];
+    unsigned nhdrs, nargs;
+
+    /* Response, kept until http.c sends it. */
+    struct response *resp;
     unsigned status;
     uint64_t resp_bytes;
     int queued;
@@ -104,8 +144,9 @@ struct request {
      * `from` (else it is answered as a plain upload start). */
     char user[BERTH_HTPASSWD_USER_MAX + 1];
     int mount_denied;
-    /* A 401 for a wrong password is held back this long (the connection is
-     * suspended, no worker waits); `delayed` once that happened. */
+    /* A 401 for a wrong password is held back this long (the connection
+     * waits on its worker's timer list, no thread sleeps); `delayed` once
+     * that happened. */
     unsigned delay_ms;
     int delayed;
 
@@ -120,6 +161,10 @@ struct request {
 /* Request header or query argument; NULL when absent. Valid for the request. */
 const char *req_header(struct request *req, const char *name);
 const char *req_arg(struct request *req, const char *name);
+/* Call fn for every query argument in order (a repeated key once per value)
+ * until it returns < 0, which is then returned; else 0. */
+int req_args_each(struct request *req, int (*fn)(void *cls, const char *key, const char *value),
+                  void *cls);
 
 /* ---- responses (each replaces any response built before) ---- */
 

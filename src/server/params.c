@@ -1,6 +1,6 @@
 /*
  * Query parameters of the registry API (see params.h): each a small pure
- * check over one NUL-terminated value as libmicrohttpd hands it over
+ * check over one NUL-terminated value as http.c hands it over
  * (percent-decoded). Nothing here allocates; accepted values are returned
  * as the caller's own pointers. Grammars: distribution-spec for names, tags
  * and digests, RFC 6838 section 4.2 restricted-name for media types.

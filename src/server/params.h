@@ -1,6 +1,6 @@
 /*
  * Internal to src/server: the query parameters of the registry API as small
- * pure functions (no libmicrohttpd, no request), so each can be unit-tested
+ * pure functions (no sockets, no request), so each can be unit-tested
  * and fuzzed alone: `n` (page size), `last` (paging cursor: a tag, a name or
  * a digest), `artifactType` (a media type), `digest` / `mount` (digests),
  * `from` (a repository name) and the repeated `tag`. Each returns 0 or a

@@ -3,7 +3,7 @@
  * table, one row per endpoint id) and the path parser that picks a row.
  * <name> may contain slashes, so the path shape is found by its rightmost
  * anchor; the name (and the tag, digest or upload id after the anchor) is
- * checked against the spec grammar after libmicrohttpd's percent-decoding,
+ * checked against the spec grammar after http.c's percent-decoding,
  * so an encoded '/' or '%' can never smuggle anything past the check.
  * Unknown shape → 404 (NAME_UNKNOWN under /v2/, UNSUPPORTED elsewhere);
  * known shape with a wrong method → 405 UNSUPPORTED. berth_route_match is

@@ -6,7 +6,7 @@
  * handler only ever sees a well-formed name and reference. berth's own
  * endpoints live under /v2/_berth/ (a repository name never starts with
  * '_', as /v2/_catalog relies on too). The parser,
- * berth_route_match, is a pure function (no libmicrohttpd, no request):
+ * berth_route_match, is a pure function (no sockets, no request):
  * router_dispatch is its thin adapter for http.c, and the unit tests and
  * fuzz/fuzz_route.c call it directly.
  */
@@ -73,7 +73,7 @@ int berth_route_match(unsigned method, const char *path, size_t len,
                       int (*has_arg)(void *ctx, const char *key), void *ctx,
                       struct berth_route_match *out);
 
-/* Parse `url` (already percent-decoded by libmicrohttpd) into req->name,
+/* Parse `url` (already percent-decoded by http.c) into req->name,
  * req->ref, req->digest and set req->route. On failure answers the request
  * (404 unknown path, 405 wrong method, 400 bad name/tag/digest, 404 unknown
  * upload id) and leaves req->route NULL. */

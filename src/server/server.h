@@ -1,5 +1,5 @@
 /*
- * The HTTP side of `berth serve`: a libmicrohttpd daemon, the route table
+ * The HTTP side of `berth serve`: berth's own HTTP/1.1 server (http.c), the route table
  * and the handlers. cmd_serve.c reads the configuration, opens the store and
  * calls berth_server_start(); on SIGTERM/SIGINT it calls berth_server_stop().
  */

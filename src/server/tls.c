@@ -1,6 +1,7 @@
 /*
- * HTTPS state of `berth serve`. The certificate chain and key are handed to
- * GnuTLS per handshake by a certificate callback, from the "current"
+ * HTTPS state of `berth serve`: one GnuTLS credentials object and priority
+ * cache shared by every session http.c opens. The certificate chain and key
+ * are handed to GnuTLS per handshake by a certificate callback, from the "current"
  * generation; SIGHUP loads a new generation and swaps the pointer under a
  * lock. GnuTLS keeps using the pcerts and key it was given for the rest of a
  * handshake, so retired generations are kept (a few KB each) until the
@@ -12,7 +13,6 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +34,8 @@ struct berth_tls {
     char *cert_path, *key_path;
     char *trust;       /* joined client CA PEM, NULL without mTLS */
     const char *prio;
+    gnutls_certificate_credentials_t creds;
+    gnutls_priority_t prio_cache;
     pthread_mutex_t lock;
     struct tls_gen *cur; /* under lock; older generations hang off it */
 };
@@ -175,9 +177,48 @@ static int cert_cb(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, in
     return 0;
 }
 
-void *berth_tls_cert_callback(void)
+/* The shared credentials (certificate through cert_cb, client CAs) and
+ * the priority cache. */
+static int creds_init(struct berth_tls *t)
 {
-    return (void *)cert_cb;
+    gnutls_datum_t d;
+    int rc;
+
+    if ((rc = gnutls_certificate_allocate_credentials(&t->creds)) < 0) {
+        t->creds = NULL;
+        return berth_error_set(BERTH_ERROR, "TLS credentials: %s", gnutls_strerror(rc));
+    }
+    gnutls_certificate_set_retrieve_function2(t->creds, cert_cb);
+    if (t->trust) {
+        d.data = (unsigned char *)t->trust;
+        d.size = (unsigned)strlen(t->trust);
+        if ((rc = gnutls_certificate_set_x509_trust_mem(t->creds, &d, GNUTLS_X509_FMT_PEM)) < 0)
+            return berth_error_set(BERTH_EINVALID, "TLS client CAs: %s", gnutls_strerror(rc));
+    }
+    if ((rc = gnutls_priority_init(&t->prio_cache, t->prio, NULL)) < 0) {
+        t->prio_cache = NULL;
+        return berth_error_set(BERTH_ERROR, "TLS priorities: %s", gnutls_strerror(rc));
+    }
+    return 0;
+}
+
+int berth_tls_session_new(struct berth_tls *t, int fd, void **out)
+{
+    gnutls_session_t s;
+
+    *out = NULL;
+    if (gnutls_init(&s, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0)
+        return -1;
+    if (gnutls_priority_set(s, t->prio_cache) < 0 ||
+        gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, t->creds) < 0) {
+        gnutls_deinit(s);
+        return -1;
+    }
+    if (t->trust)
+        gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUEST);
+    gnutls_transport_set_int(s, fd);
+    *out = s;
+    return 0;
 }
 
 static int join_cas(struct berth_tls *t, char *const *cas, size_t n)
@@ -231,7 +272,7 @@ int berth_tls_new(struct berth_tls **out, const char *certificate, const char *k
         goto fail;
     }
     if ((err = join_cas(t, clientcas, nclientcas)) < 0 ||
-        (err = gen_load(&t->cur, t->cert_path, t->key_path)) < 0)
+        (err = gen_load(&t->cur, t->cert_path, t->key_path)) < 0 || (err = creds_init(t)) < 0)
         goto fail;
     pthread_mutex_lock(&active_lock);
     if (active) {
@@ -270,6 +311,10 @@ void berth_tls_free(struct berth_tls *t)
     if (active == t)
         active = NULL;
     pthread_mutex_unlock(&active_lock);
+    if (t->creds)
+        gnutls_certificate_free_credentials(t->creds);
+    if (t->prio_cache)
+        gnutls_priority_deinit(t->prio_cache);
     gen_free(t->cur);
     pthread_mutex_destroy(&t->lock);
     free(t->cert_path);
@@ -278,32 +323,20 @@ void berth_tls_free(struct berth_tls *t)
     free(t);
 }
 
-const char *berth_tls_priorities(const struct berth_tls *t)
-{
-    return t->prio;
-}
 
-const char *berth_tls_trust(const struct berth_tls *t)
+int berth_tls_client_ok(const struct berth_tls *t, void *session, const char **why)
 {
-    return t->trust;
-}
-
-int berth_tls_client_ok(const struct berth_tls *t, struct MHD_Connection *conn,
-                        const char **why)
-{
-    const union MHD_ConnectionInfo *ci;
     unsigned status = 0;
     int rc;
 
     *why = NULL;
     if (!t->trust)
         return 1;
-    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (!ci || !ci->tls_session) {
+    if (!session) {
         *why = "no TLS session";
         return 0;
     }
-    rc = gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status);
+    rc = gnutls_certificate_verify_peers2((gnutls_session_t)session, &status);
     if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND) {
         *why = "client certificate required";
         return 0;

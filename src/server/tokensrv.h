@@ -30,7 +30,7 @@ struct berth_token_params {
 
 void berth_token_params_init(struct berth_token_params *p);
 void berth_token_params_dispose(struct berth_token_params *p);
-/* Add one decoded key/value (e.g. from libmicrohttpd's GET argument
+/* Add one decoded key/value (e.g. from http.c's query argument
  * iterator, which yields repeated "scope" keys one by one). Unknown keys are
  * ignored; a repeated single-valued key keeps its first value.
  * BERTH_ETOOBIG over BERTH_TOKEN_MAX_SCOPES scopes. */

@@ -11,9 +11,9 @@
 2. A full disk: berth's root on an 8 MiB tmpfs.
 3. Slow clients, 1,000 connections, clients that vanish mid-transfer,
    oversized headers, bodies, paths and request lines; a client vanishing
-   mid-PATCH releases its session at once (libmicrohttpd's epoll mode missed
-   that FIN, so berth uses poll), and 1,100 slow clients do not lock others
-   out (the connection limit follows the raised file-descriptor limit).
+   mid-PATCH releases its session at once (the FIN that arrives with the last
+   body bytes is seen), and 1,100 slow clients do not lock others out (the
+   connection limit follows the raised file-descriptor limit).
 Deterministic: fixed seeds, bounded loops, a timeout on every socket.
 """
 import hashlib

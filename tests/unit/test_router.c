@@ -103,7 +103,7 @@ static const struct rcase cases[] = {
     { M_GET, "/v2/a/blobs/..", 0, 400, NULL, BERTH_OCI_DIGEST_INVALID, NULL, NULL },
     { M_GET, "/v2/a/blobs/uploads/..", 0, 404, NULL, BERTH_OCI_BLOB_UPLOAD_UNKNOWN, NULL, NULL },
     { M_GET, "/v2/../v2/", 0, 404, NULL, BERTH_OCI_NAME_UNKNOWN, NULL, NULL },
-    /* percent-decoded bytes (MHD decodes before routing): what %2F, %20, %25,
+    /* percent-decoded bytes (http.c decodes before routing): what %2F, %20, %25,
      * %3A became, or a '%' that was left over */
     { M_GET, "/v2/a/b/manifests/x", 0, 0, "end-3", 0, "a/b", "x" },
     { M_GET, "/v2/a b/manifests/x", 0, 400, NULL, BERTH_OCI_NAME_INVALID, NULL, NULL },
