@@ -829,17 +829,41 @@ static int rule_fields(void *rule, rule_field_fn fn, yaml_document_t *doc, yaml_
 }
 
 /* Allocate room for a list of `size`-byte rules: n items + 1 (never 0). */
-static int rule_list(void **out, size_t size, yaml_node_t *node, const char *key)
+/* A finished rule `idx` of `key`: fill defaults, refuse missing keys. */
+typedef int (*rule_done_fn)(void *rule, const char *key, size_t idx);
+
+/* Parse `node`, a list of rule mappings, into a new zeroed array of
+ * `size`-byte rules (*out, set before any rule is parsed): each rule gets
+ * `init` (may be NULL), every key through `field`, then `done`. *n counts
+ * each rule begun, so the caller's free also frees a half-parsed one. */
+static int rule_items(void **out, size_t *n, size_t size, yaml_document_t *doc,
+                      yaml_node_t *node, const char *key, void (*init)(void *rule),
+                      rule_field_fn field, rule_done_fn done)
 {
-    ptrdiff_t n;
+    ptrdiff_t count;
+    int error;
 
     if (node->type != YAML_SEQUENCE_NODE)
         return berth_error_set(BERTH_EINVALID, "config '%s': expected a list of rules", key);
-    n = node->data.sequence.items.top - node->data.sequence.items.start;
-    if (n > LIST_MAX)
+    count = node->data.sequence.items.top - node->data.sequence.items.start;
+    if (count > LIST_MAX)
         return berth_error_set(BERTH_EINVALID, "config '%s': too many rules", key);
-    if ((*out = calloc((size_t)n + 1, size)) == NULL)
+    if ((*out = calloc((size_t)count + 1, size)) == NULL)
         return berth_error_set(BERTH_ERROR, "out of memory");
+    for (yaml_node_item_t *it = node->data.sequence.items.start;
+         it < node->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(doc, *it);
+        void *rule = (char *)*out + *n * size;
+
+        if (!item)
+            continue;
+        if (init)
+            init(rule);
+        (*n)++;
+        if ((error = rule_fields(rule, field, doc, item, key, *n - 1)) < 0 ||
+            (error = done(rule, key, *n - 1)) < 0)
+            return error;
+    }
     return 0;
 }
 
@@ -875,33 +899,31 @@ static int retention_field(void *rule, const char *name, yaml_node_t *v, const c
                            "tags, protect, keep, olderthan)", key, idx, name);
 }
 
+static void retention_init(void *rule)
+{
+    ((struct berth_retention_rule *)rule)->keep = -1;
+}
+
+static int retention_done(void *rule, const char *key, size_t idx)
+{
+    if (!((struct berth_retention_rule *)rule)->repositories)
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'repositories' is required",
+                               key, idx);
+    return 0;
+}
+
 static int set_retention(struct berth_config *cfg, const char *key, yaml_document_t *doc,
                          yaml_node_t *node)
 {
     struct berth_maint_config *m = &cfg->maint;
-    void *list;
+    void *list = NULL;
     int error;
 
     free_retention(m);
-    if ((error = rule_list(&list, sizeof(*m->retention), node, key)) < 0)
-        return error;
+    error = rule_items(&list, &m->nretention, sizeof(*m->retention), doc, node, key,
+                       retention_init, retention_field, retention_done);
     m->retention = list;
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
-        struct berth_retention_rule *r = &m->retention[m->nretention];
-        yaml_node_t *item = yaml_document_get_node(doc, *it);
-
-        if (!item)
-            continue;
-        r->keep = -1;
-        m->nretention++;
-        if ((error = rule_fields(r, retention_field, doc, item, key, m->nretention - 1)) < 0)
-            return error;
-        if (!r->repositories)
-            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'repositories' is "
-                                   "required", key, m->nretention - 1);
-    }
-    return 0;
+    return error;
 }
 
 static int immutable_field(void *rule, const char *name, yaml_node_t *v, const char *key,
@@ -917,34 +939,30 @@ static int immutable_field(void *rule, const char *name, yaml_node_t *v, const c
                            "tags)", key, idx, name);
 }
 
+static int immutable_done(void *rule, const char *key, size_t idx)
+{
+    struct berth_immutable_rule *r = rule;
+
+    if (!r->tags)
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'tags' is required", key,
+                               idx);
+    if (!r->repositories && (r->repositories = strdup("**")) == NULL)
+        return berth_error_set(BERTH_ERROR, "out of memory");
+    return 0;
+}
+
 static int set_immutable(struct berth_config *cfg, const char *key, yaml_document_t *doc,
                          yaml_node_t *node)
 {
     struct berth_maint_config *m = &cfg->maint;
-    void *list;
+    void *list = NULL;
     int error;
 
     free_immutable(m);
-    if ((error = rule_list(&list, sizeof(*m->immutable), node, key)) < 0)
-        return error;
+    error = rule_items(&list, &m->nimmutable, sizeof(*m->immutable), doc, node, key, NULL,
+                       immutable_field, immutable_done);
     m->immutable = list;
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
-        struct berth_immutable_rule *r = &m->immutable[m->nimmutable];
-        yaml_node_t *item = yaml_document_get_node(doc, *it);
-
-        if (!item)
-            continue;
-        m->nimmutable++;
-        if ((error = rule_fields(r, immutable_field, doc, item, key, m->nimmutable - 1)) < 0)
-            return error;
-        if (!r->tags)
-            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'tags' is required", key,
-                                   m->nimmutable - 1);
-        if (!r->repositories && (r->repositories = strdup("**")) == NULL)
-            return berth_error_set(BERTH_ERROR, "out of memory");
-    }
-    return 0;
+    return error;
 }
 
 static int quota_field(void *rule, const char *name, yaml_node_t *v, const char *key,
@@ -977,35 +995,31 @@ static int quota_field(void *rule, const char *name, yaml_node_t *v, const char 
                            "namespace, limit)", key, idx, name);
 }
 
+static int quota_done(void *rule, const char *key, size_t idx)
+{
+    struct berth_quota_rule *r = rule;
+
+    if (!r->repositories == !r->namespace)
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': give exactly one of "
+                               "'repositories' and 'namespace'", key, idx);
+    if (!r->limit)
+        return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'limit' is required", key,
+                               idx);
+    return 0;
+}
+
 static int set_quotas(struct berth_config *cfg, const char *key, yaml_document_t *doc,
                       yaml_node_t *node)
 {
     struct berth_maint_config *m = &cfg->maint;
-    void *list;
+    void *list = NULL;
     int error;
 
     free_quotas(m);
-    if ((error = rule_list(&list, sizeof(*m->quotas), node, key)) < 0)
-        return error;
+    error = rule_items(&list, &m->nquotas, sizeof(*m->quotas), doc, node, key, NULL,
+                       quota_field, quota_done);
     m->quotas = list;
-    for (yaml_node_item_t *it = node->data.sequence.items.start;
-         it < node->data.sequence.items.top; it++) {
-        struct berth_quota_rule *r = &m->quotas[m->nquotas];
-        yaml_node_t *item = yaml_document_get_node(doc, *it);
-
-        if (!item)
-            continue;
-        m->nquotas++;
-        if ((error = rule_fields(r, quota_field, doc, item, key, m->nquotas - 1)) < 0)
-            return error;
-        if (!r->repositories == !r->namespace)
-            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': give exactly one of "
-                                   "'repositories' and 'namespace'", key, m->nquotas - 1);
-        if (!r->limit)
-            return berth_error_set(BERTH_EINVALID, "config '%s[%zu]': 'limit' is required",
-                                   key, m->nquotas - 1);
-    }
-    return 0;
+    return error;
 }
 
 static const struct node_key {

@@ -600,19 +600,14 @@ static int check_files(struct fsck *f)
 /* ---- repository links whose blob row is gone ---- */
 
 /* Delete one link if its blob row is still absent (re-checked in the
- * DELETE itself): 1 done. */
+ * DELETE itself, one statement: its own transaction): 1 done. */
 static int drop_link(struct fsck *f, int64_t repo_id, const char *digest)
 {
-    int error;
+    int error = run(f, "DELETE FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2"
+                       " AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = ?2)",
+                    "it", repo_id, digest);
 
-    if ((error = begin(f)) < 0)
-        return error;
-    error = run(f, "DELETE FROM repo_blobs WHERE repo_id = ?1 AND digest = ?2"
-                   " AND NOT EXISTS (SELECT 1 FROM blobs WHERE digest = ?2)",
-                "it", repo_id, digest);
-    if ((error = end(f, error < 0 ? error : 0)) < 0)
-        return error;
-    return 1;
+    return error < 0 ? error : 1;
 }
 
 static int check_links(struct fsck *f)
@@ -772,17 +767,12 @@ static int edge_extra(const struct rows *have, size_t i, const struct edge *want
  * deleted without its edges): they would keep blobs alive for ever. */
 static int drop_stray_edge(struct fsck *f, int64_t repo_id, const char *parent, const char *child)
 {
-    int error;
+    int error = run(f, "DELETE FROM manifest_refs WHERE repo_id = ?1 AND parent = ?2"
+                       " AND child = ?3 AND NOT EXISTS (SELECT 1 FROM manifests"
+                       " WHERE repo_id = ?1 AND digest = ?2)",
+                    "itt", repo_id, parent, child);
 
-    if ((error = begin(f)) < 0)
-        return error;
-    error = run(f, "DELETE FROM manifest_refs WHERE repo_id = ?1 AND parent = ?2 AND child = ?3"
-                   " AND NOT EXISTS (SELECT 1 FROM manifests WHERE repo_id = ?1"
-                   " AND digest = ?2)",
-                "itt", repo_id, parent, child);
-    if ((error = end(f, error < 0 ? error : 0)) < 0)
-        return error;
-    return 1;
+    return error < 0 ? error : 1;
 }
 
 static int check_stray_edges(struct fsck *f)

@@ -49,17 +49,19 @@
  * children and referrers of live subjects. One recursive reference over a
  * union of both edge kinds, so it also runs on PostgreSQL.
  */
-#define LIVE_CTE                                                                              \
+#define LIVE_CTE_EXCEPT(gone_manifest, gone_tag, gone_child)                                  \
     "WITH RECURSIVE edges (parent, child) AS ("                                               \
     " SELECT parent, child FROM manifest_refs WHERE repo_id = ?1 AND kind = 'manifest'"       \
     " UNION ALL"                                                                              \
     " SELECT subject, digest FROM manifests WHERE repo_id = ?1 AND subject IS NOT NULL),"     \
     " live (digest) AS ("                                                                     \
-    " SELECT m.digest FROM manifests m WHERE m.repo_id = ?1 AND (m.created > ?2"              \
-    " OR (?3 = 0 AND m.subject IS NULL)"                                                      \
-    " OR EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = ?1 AND t.digest = m.digest))"         \
+    " SELECT m.digest FROM manifests m WHERE m.repo_id = ?1" gone_manifest                    \
+    " AND (m.created > ?2 OR (?3 = 0 AND m.subject IS NULL)"                                  \
+    " OR EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = ?1 AND t.digest = m.digest"          \
+    gone_tag "))"                                                                             \
     " UNION"                                                                                  \
-    " SELECT e.child FROM edges e JOIN live l ON e.parent = l.digest) "
+    " SELECT e.child FROM edges e JOIN live l ON e.parent = l.digest" gone_child ") "
+#define LIVE_CTE LIVE_CTE_EXCEPT("", "", "")
 
 static const char sql_dead_manifests[] =
     LIVE_CTE "SELECT m.digest, m.size FROM manifests m WHERE m.repo_id = ?1"
@@ -68,14 +70,20 @@ static const char sql_dead_manifests[] =
 /*
  * A dry run changes nothing, so what retention would remove is still in the
  * tables: retention notes it in the connection's TEMP table gc_dry_gone
- * (repo_id, name: a tag | digest: a manifest; retention.c), and the dry
+ * (BERTH_GC_DRY_GONE_TABLE, store_int.h), and the dry
  * queries read the store as if those rows were gone. So a dry run predicts
  * exactly what a real run removes (tests/unit/test_rules.c).
  */
-#define DRY_GONE_TABLE                                                                            "CREATE TEMP TABLE IF NOT EXISTS gc_dry_gone (repo_id INTEGER NOT NULL, name TEXT,"           " digest TEXT)"
-#define DRY_GONE_MANIFEST(repo, digest)                                                           " NOT EXISTS (SELECT 1 FROM temp.gc_dry_gone g WHERE g.repo_id = " repo                       " AND g.digest = " digest ")"
-#define DRY_GONE_TAG(repo, name)                                                                  " NOT EXISTS (SELECT 1 FROM temp.gc_dry_gone g WHERE g.repo_id = " repo                       " AND g.name = " name ")"
-#define LIVE_CTE_DRY                                                                              "WITH RECURSIVE edges (parent, child) AS ("                                                   " SELECT parent, child FROM manifest_refs WHERE repo_id = ?1 AND kind = 'manifest'"           " UNION ALL"                                                                                  " SELECT subject, digest FROM manifests WHERE repo_id = ?1 AND subject IS NOT NULL),"         " live (digest) AS ("                                                                         " SELECT m.digest FROM manifests m WHERE m.repo_id = ?1 AND"                                  DRY_GONE_MANIFEST("?1", "m.digest") " AND (m.created > ?2"                                    " OR (?3 = 0 AND m.subject IS NULL)"                                                          " OR EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = ?1 AND t.digest = m.digest AND"           DRY_GONE_TAG("?1", "t.name") "))"                                                             " UNION"                                                                                      " SELECT e.child FROM edges e JOIN live l ON e.parent = l.digest"                             " WHERE" DRY_GONE_MANIFEST("?1", "e.child") ") "
+#define DRY_GONE_MANIFEST(repo, digest)                                                       \
+    " NOT EXISTS (SELECT 1 FROM temp.gc_dry_gone g WHERE g.repo_id = " repo                   \
+    " AND g.digest = " digest ")"
+#define DRY_GONE_TAG(repo, name)                                                              \
+    " NOT EXISTS (SELECT 1 FROM temp.gc_dry_gone g WHERE g.repo_id = " repo                   \
+    " AND g.name = " name ")"
+#define LIVE_CTE_DRY                                                                          \
+    LIVE_CTE_EXCEPT(" AND" DRY_GONE_MANIFEST("?1", "m.digest"),                               \
+                    " AND" DRY_GONE_TAG("?1", "t.name"),                                      \
+                    " WHERE" DRY_GONE_MANIFEST("?1", "e.child"))
 
 static const char sql_dry_dead_manifests[] =
     LIVE_CTE_DRY "SELECT m.digest, m.size FROM manifests m WHERE m.repo_id = ?1"
@@ -293,21 +301,6 @@ static int bind_repo(struct gc *g, sqlite3_stmt *s, const struct repo *r)
                  g->o->dry_run ? -1 : (int64_t)g->batch);
 }
 
-/* Run a cached (repo_id, text) statement that changes rows. */
-static int change(struct berth_store *st, enum berth_db_sql q, int64_t repo_id, const char *v)
-{
-    sqlite3_stmt *s;
-    int error;
-
-    if ((error = berth_db_stmt(&s, st->db, q)) < 0)
-        return error;
-    if ((error = berth_db_bind_int(s, 1, repo_id)) == 0 &&
-        (error = berth_db_bind_text(s, 2, v)) == 0)
-        error = berth_db_step(s);
-    sqlite3_reset(s);
-    return error < 0 ? error : 0;
-}
-
 /* Append each row (column 0 text, optional column 1 size) as an item. */
 static int collect(struct gc *g, sqlite3_stmt *s, const char *kind, const char *repo,
                    int with_size)
@@ -417,8 +410,8 @@ static int sweep_manifests(struct gc *g, const struct repo *r)
         const char *d = g->done.v[i].what;
 
         /* a dead manifest has no tag (tagged ones are roots) */
-        if ((error = change(g->st, BERTH_SQL_MANIFEST_DELETE, r->id, d)) < 0 ||
-            (error = change(g->st, BERTH_SQL_REFS_DELETE, r->id, d)) < 0)
+        if ((error = berth_store_change(g->st, BERTH_SQL_MANIFEST_DELETE, r->id, d)) < 0 ||
+            (error = berth_store_change(g->st, BERTH_SQL_REFS_DELETE, r->id, d)) < 0)
             goto done;
     }
 done:
@@ -443,7 +436,8 @@ static int sweep_links(struct gc *g, const struct repo *r)
     sqlite3_finalize(s);
     s = NULL;
     for (i = 0; i < g->done.n && !g->o->dry_run; i++) {
-        if ((error = change(g->st, BERTH_SQL_REPO_BLOB_UNLINK, r->id, g->done.v[i].what)) < 0)
+        error = berth_store_change(g->st, BERTH_SQL_REPO_BLOB_UNLINK, r->id, g->done.v[i].what);
+        if (error < 0)
             goto done;
     }
 done:
@@ -825,7 +819,7 @@ int berth_gc_run(struct berth_store *st, const struct berth_gc_opts *o,
     g.batch = o->batch ? o->batch : BATCH_DEFAULT;
 
     /* a dry run starts with nothing noted as gone (retention notes) */
-    if (o->dry_run && ((error = exec_sql(st, DRY_GONE_TABLE)) < 0 ||
+    if (o->dry_run && ((error = exec_sql(st, BERTH_GC_DRY_GONE_TABLE)) < 0 ||
                        (error = exec_sql(st, "DELETE FROM temp.gc_dry_gone")) < 0))
         goto done;
     if (o->nretention > 0 && (error = berth_retention_apply(st, o, out)) < 0)

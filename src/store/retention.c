@@ -266,6 +266,18 @@ static int seen_before(const struct tag_list *tags, size_t i)
     return 0;
 }
 
+static int create_dry_table(struct run *run)
+{
+    sqlite3_stmt *s;
+    int error;
+
+    if ((error = berth_db_query(&s, run->st->db, BERTH_GC_DRY_GONE_TABLE)) < 0)
+        return error;
+    error = berth_db_step(s);
+    sqlite3_finalize(s);
+    return error < 0 ? error : 0;
+}
+
 /* Dry run: note a tag (name) or manifest (digest) as gone for the dry
  * queries of gc.c, which read the store as if they were (gc.c: DRY_GONE). */
 static int dry_note(struct run *run, int64_t repo_id, const char *name, const char *digest)
@@ -273,15 +285,9 @@ static int dry_note(struct run *run, int64_t repo_id, const char *name, const ch
     sqlite3_stmt *s;
     int error;
 
-    if ((error = berth_db_query(&s, run->st->db,
-                                "CREATE TEMP TABLE IF NOT EXISTS gc_dry_gone (repo_id INTEGER"
-                                " NOT NULL, name TEXT, digest TEXT)")) < 0)
-        return error;
-    error = berth_db_step(s);
-    sqlite3_finalize(s);
-    if (error < 0 || (error = berth_db_query(&s, run->st->db,
-                                             "INSERT INTO temp.gc_dry_gone (repo_id, name,"
-                                             " digest) VALUES (?1, ?2, ?3)")) < 0)
+    error = berth_db_query(&s, run->st->db, "INSERT INTO temp.gc_dry_gone (repo_id, name, digest)"
+                                            " VALUES (?1, ?2, ?3)");
+    if (error < 0)
         return error;
     if ((error = berth_db_bind_int(s, 1, repo_id)) == 0 &&
         (error = berth_db_bind_text(s, 2, name)) == 0 &&
@@ -456,6 +462,8 @@ int berth_retention_apply(struct berth_store *st, const struct berth_gc_opts *o,
         return 0;
     if ((run.re = calloc(o->nretention, sizeof(*run.re))) == NULL)
         return berth_error_set(BERTH_ERROR, "out of memory");
+    if (o->dry_run && (error = create_dry_table(&run)) < 0)
+        goto done;
     if ((error = load_repos(&run, &repos, &nrepos)) < 0)
         goto done;
     for (i = 0; i < nrepos; i++) {

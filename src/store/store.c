@@ -210,8 +210,8 @@ static int has_row(struct berth_store *st, enum berth_db_sql q, int64_t repo_id,
     return error;
 }
 
-/* Run a statement taking (repo_id, text) that changes rows; 1 when any changed. */
-static int change(struct berth_store *st, enum berth_db_sql q, int64_t repo_id, const char *v)
+int berth_store_change(struct berth_store *st, enum berth_db_sql q, int64_t repo_id,
+                       const char *v)
 {
     sqlite3_stmt *s;
     int error;
@@ -368,7 +368,7 @@ int berth_store_blob_mount(struct berth_store *st, const char *repo, const char 
         goto done;
     }
     if ((error = berth_store_repo_ensure(st, repo, &id)) < 0 ||
-        (error = change(st, BERTH_SQL_REPO_BLOB_LINK, id, d->str)) < 0)
+        (error = berth_store_change(st, BERTH_SQL_REPO_BLOB_LINK, id, d->str)) < 0)
         goto done;
     error = berth_db_commit(st->db);
 done:
@@ -384,7 +384,8 @@ int berth_store_blob_unlink(struct berth_store *st, const char *repo, const stru
 
     if ((error = berth_store_repo_id(st, repo, &id)) < 0)
         return error;
-    if (error == 0 || (error = change(st, BERTH_SQL_REPO_BLOB_UNLINK, id, d->str)) == 0)
+    if (error == 0 ||
+        (error = berth_store_change(st, BERTH_SQL_REPO_BLOB_UNLINK, id, d->str)) == 0)
         return blob_unknown(d);
     return error < 0 ? error : 0;
 }
@@ -763,14 +764,15 @@ int berth_store_manifest_delete(struct berth_store *st, const char *repo,
         return error;
     if ((error = berth_store_repo_id(st, repo, &id)) < 0)
         goto done;
-    if (error == 0 || (error = change(st, BERTH_SQL_MANIFEST_DELETE, id, d->str)) == 0) {
+    if (error == 0 ||
+        (error = berth_store_change(st, BERTH_SQL_MANIFEST_DELETE, id, d->str)) == 0) {
         error = berth_error_set_oci(BERTH_ENOTFOUND, BERTH_OCI_MANIFEST_UNKNOWN,
                                     "manifest unknown to registry: %s@%s", repo, d->str);
         goto done;
     }
     if (error < 0 || (error = berth_store_guard_tags(st, id, repo, d->str)) < 0 ||
-        (error = change(st, BERTH_SQL_TAGS_DELETE_DIGEST, id, d->str)) < 0 ||
-        (error = change(st, BERTH_SQL_REFS_DELETE, id, d->str)) < 0 ||
+        (error = berth_store_change(st, BERTH_SQL_TAGS_DELETE_DIGEST, id, d->str)) < 0 ||
+        (error = berth_store_change(st, BERTH_SQL_REFS_DELETE, id, d->str)) < 0 ||
         (error = berth_store_tags_touch(st)) < 0)
         goto done;
     error = berth_db_commit(st->db);
@@ -798,7 +800,7 @@ int berth_store_tag_delete(struct berth_store *st, const char *repo, const char 
         goto done;
     if (error < 0)
         goto done;
-    if ((error = change(st, BERTH_SQL_TAG_DELETE, id, tag)) == 0) {
+    if ((error = berth_store_change(st, BERTH_SQL_TAG_DELETE, id, tag)) == 0) {
         error = berth_error_set_oci(BERTH_ENOTFOUND, BERTH_OCI_MANIFEST_UNKNOWN,
                                     "manifest unknown to registry: %s:%s", repo, tag);
         goto done;

@@ -44,6 +44,18 @@ void berth_store_tags_changed(struct berth_store *st);
 int berth_store_guard_tags(struct berth_store *st, int64_t repo_id, const char *repo,
                            const char *digest);
 
+/* A dry garbage collection's notes of what retention would remove (gc.c
+ * reads the store as if these were gone; retention.c writes them): a TEMP
+ * table, private to the connection of the thread running the collection. */
+#define BERTH_GC_DRY_GONE_TABLE                                                               \
+    "CREATE TEMP TABLE IF NOT EXISTS gc_dry_gone (repo_id INTEGER NOT NULL, name TEXT,"       \
+    " digest TEXT)"
+
+/* Run cached statement `q` taking (repo_id, text) that changes rows: 1 when
+ * any changed, 0 none, or a negative error. */
+int berth_store_change(struct berth_store *st, enum berth_db_sql q, int64_t repo_id,
+                       const char *v);
+
 /* Id of repository `repo`: 1 found, 0 absent, or a negative error. */
 int berth_store_repo_id(struct berth_store *st, const char *repo, int64_t *id);
 /* Id of `repo`, creating it; call inside a write transaction. */

@@ -84,7 +84,8 @@ static uint64_t col_u64(sqlite3_stmt *s, int i)
     "        GROUP BY rb.digest),"                                                                 \
     " lm AS MATERIALIZED (SELECT count(*) AS n, max(size) AS size FROM manifests"                 \
     "        WHERE repo_id IN (SELECT id FROM r) GROUP BY digest)"                                 \
-    " SELECT (SELECT coalesce(sum(size), 0) FROM lb), (SELECT coalesce(sum(size * n), 0) FROM lb)," \
+    " SELECT (SELECT coalesce(sum(size), 0) FROM lb),"                                             \
+    "  (SELECT coalesce(sum(size * n), 0) FROM lb),"                                               \
     "  (SELECT count(*) FROM lb),"                                                                 \
     "  (SELECT coalesce(sum(size), 0) FROM lm), (SELECT coalesce(sum(size * n), 0) FROM lm),"     \
     "  (SELECT coalesce(sum(n), 0) FROM lm),"                                                      \

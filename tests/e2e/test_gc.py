@@ -537,6 +537,9 @@ def test_kill9_mid_sweep(gc_server):
 
     f = subprocess.run([berth_bin(), "fsck", "--root", srv.root], capture_output=True,
                        text=True, timeout=60)
+    # the killed batch removed its files but never committed: those rows
+    # (of unreferenced blobs) may be reported missing until the next run;
+    # nothing may be corrupt, and no live image is affected (pulled above)
     assert f.returncode in (0, 1), (f.returncode, f.stdout, f.stderr)
     assert "corrupt" not in f.stdout + f.stderr, f.stdout + f.stderr
 

@@ -400,14 +400,7 @@ berth:
 """
 
 
-def gc_available():
-    p = subprocess.run([berth_bin(), "gc", "--help"], capture_output=True, text=True)
-    return p.returncode == 0
-
-
 def test_retention_through_berth_gc(server_factory):
-    if not gc_available():
-        pytest.skip("`berth gc` is not built yet (retention is unit-tested in test_rules)")
     s = server_factory(config=RETENTION)
     c = RegClient(s)
     repo, frozen = "ret/app", "ret/frozen"
