@@ -1,7 +1,7 @@
 /*
  * Content digests (OCI image-spec descriptor.md "Digests"): a hand-written
  * parser for "algorithm:encoded", the canonical string form, and hashing with
- * OpenSSL EVP. Invariant: a struct berth_digest that came out of this module
+ * berth's own SHA-2 (sha2.c; no libcrypto in the server). Invariant: a struct berth_digest that came out of this module
  * always has algo, len, raw and str in agreement (str is the lowercase hex of raw).
  */
 #include <errno.h>
@@ -9,10 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/sha2.h"
 
 #define FD_BUF_SIZE (1024 * 1024)
 
@@ -166,79 +165,89 @@ int berth_digest_equal(const struct berth_digest *a, const struct berth_digest *
     return a->algo == b->algo && a->len == b->len && memcmp(a->raw, b->raw, a->len) == 0;
 }
 
-static const EVP_MD *md_of(enum berth_digest_algo algo)
+/* The state behind berth_hasher.ctx: one allocation per hasher. */
+struct hash_state {
+    union {
+        struct berth_sha256 sha256;
+        struct berth_sha512 sha512;
+    } u;
+};
+
+static int check_algo(enum berth_digest_algo algo)
 {
-    switch (algo) {
-    case BERTH_SHA256:
-        return EVP_sha256();
-    case BERTH_SHA512:
-        return EVP_sha512();
-    case BERTH_DIGEST_NONE:
-        break;
-    }
-    return NULL;
+    if (algo != BERTH_SHA256 && algo != BERTH_SHA512)
+        return berth_error_set(BERTH_EUNSUPPORTED, "unsupported digest algorithm %d", (int)algo);
+    return 0;
+}
+
+static void finish(struct berth_digest *out, enum berth_digest_algo algo)
+{
+    out->algo = algo;
+    out->len = algo == BERTH_SHA256 ? BERTH_SHA256_LEN : BERTH_SHA512_LEN;
+    set_str(out);
 }
 
 int berth_hasher_init(struct berth_hasher *h, enum berth_digest_algo algo)
 {
-    const EVP_MD *md = md_of(algo);
-    EVP_MD_CTX *ctx;
+    struct hash_state *st;
+    int error;
 
     h->algo = BERTH_DIGEST_NONE;
     h->ctx = NULL;
-    if (!md)
-        return berth_error_set(BERTH_EUNSUPPORTED, "unsupported digest algorithm %d", (int)algo);
-    if ((ctx = EVP_MD_CTX_new()) == NULL)
+    if ((error = check_algo(algo)) < 0)
+        return error;
+    if ((st = malloc(sizeof(*st))) == NULL)
         return berth_error_set(BERTH_ERROR, "out of memory creating a hash context");
-    if (EVP_DigestInit_ex(ctx, md, NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
-        return berth_error_set(BERTH_ERROR, "cannot initialise %s", berth_digest_algo_name(algo));
-    }
+    if (algo == BERTH_SHA256)
+        berth_sha256_init(&st->u.sha256);
+    else
+        berth_sha512_init(&st->u.sha512);
     h->algo = algo;
-    h->ctx = ctx;
+    h->ctx = st;
     return 0;
 }
 
 int berth_hasher_update(struct berth_hasher *h, const void *buf, size_t len)
 {
-    if (!h->ctx)
+    struct hash_state *st = h->ctx;
+
+    if (!st)
         return berth_error_set(BERTH_ERROR, "hasher not initialised");
-    if (len > 0 && EVP_DigestUpdate(h->ctx, buf, len) != 1)
-        return berth_error_set(BERTH_ERROR, "%s update failed", berth_digest_algo_name(h->algo));
+    if (h->algo == BERTH_SHA256)
+        berth_sha256_update(&st->u.sha256, buf, len);
+    else
+        berth_sha512_update(&st->u.sha512, buf, len);
     return 0;
 }
 
 int berth_hasher_final(struct berth_hasher *h, struct berth_digest *out)
 {
-    unsigned int n = 0;
+    struct hash_state *st = h->ctx;
 
     memset(out, 0, sizeof(*out));
-    if (!h->ctx)
+    if (!st)
         return berth_error_set(BERTH_ERROR, "hasher not initialised");
-    if (EVP_DigestFinal_ex(h->ctx, out->raw, &n) != 1 || n > sizeof(out->raw))
-        return berth_error_set(BERTH_ERROR, "%s final failed", berth_digest_algo_name(h->algo));
-    out->algo = h->algo;
-    out->len = (uint8_t)n;
-    set_str(out);
+    if (h->algo == BERTH_SHA256)
+        berth_sha256_final(&st->u.sha256, out->raw);
+    else
+        berth_sha512_final(&st->u.sha512, out->raw);
+    finish(out, h->algo);
     return 0;
 }
 
 int berth_hasher_copy(struct berth_hasher *dst, const struct berth_hasher *src)
 {
-    EVP_MD_CTX *ctx;
+    struct hash_state *st;
 
     dst->algo = BERTH_DIGEST_NONE;
     dst->ctx = NULL;
     if (!src->ctx)
         return berth_error_set(BERTH_ERROR, "hasher not initialised");
-    if ((ctx = EVP_MD_CTX_new()) == NULL)
+    if ((st = malloc(sizeof(*st))) == NULL)
         return berth_error_set(BERTH_ERROR, "out of memory creating a hash context");
-    if (EVP_MD_CTX_copy_ex(ctx, src->ctx) != 1) {
-        EVP_MD_CTX_free(ctx);
-        return berth_error_set(BERTH_ERROR, "cannot copy hash state");
-    }
+    memcpy(st, src->ctx, sizeof(*st));
     dst->algo = src->algo;
-    dst->ctx = ctx;
+    dst->ctx = st;
     return 0;
 }
 
@@ -246,7 +255,7 @@ void berth_hasher_dispose(struct berth_hasher *h)
 {
     if (!h)
         return;
-    EVP_MD_CTX_free(h->ctx);
+    free(h->ctx);
     h->ctx = NULL;
     h->algo = BERTH_DIGEST_NONE;
 }
@@ -254,18 +263,16 @@ void berth_hasher_dispose(struct berth_hasher *h)
 int berth_digest_buf(struct berth_digest *out, enum berth_digest_algo algo, const uint8_t *buf,
                      size_t len)
 {
-    const EVP_MD *md = md_of(algo);
-    unsigned int n = 0;
+    int error;
 
     memset(out, 0, sizeof(*out));
-    if (!md)
-        return berth_error_set(BERTH_EUNSUPPORTED, "unsupported digest algorithm %d", (int)algo);
-    if (EVP_Digest(len ? buf : (const uint8_t *)"", len, out->raw, &n, md, NULL) != 1 ||
-        n > sizeof(out->raw))
-        return berth_error_set(BERTH_ERROR, "%s digest failed", berth_digest_algo_name(algo));
-    out->algo = algo;
-    out->len = (uint8_t)n;
-    set_str(out);
+    if ((error = check_algo(algo)) < 0)
+        return error;
+    if (algo == BERTH_SHA256)
+        berth_sha256(out->raw, buf, len);
+    else
+        berth_sha512(out->raw, buf, len);
+    finish(out, algo);
     return 0;
 }
 

@@ -1,6 +1,6 @@
 /*
  * Content digests (OCI image-spec "Digests"): parsing and validation of
- * "algorithm:encoded" strings, and streaming hashing with OpenSSL libcrypto.
+ * "algorithm:encoded" strings, and streaming hashing (core/sha2.c).
  * Supported algorithms: sha256 (64 lowercase hex) and sha512 (128).
  * Pure logic: no files, no sockets (berth_digest_fd only reads an fd).
  */
@@ -42,11 +42,12 @@ int berth_digest_buf(struct berth_digest *out, enum berth_digest_algo algo, cons
 /* Digest of everything readable from fd starting at offset 0 (pread). */
 int berth_digest_fd(struct berth_digest *out, enum berth_digest_algo algo, int fd);
 
-/* Streaming hasher. _init allocates an OpenSSL context (_dispose frees it);
- * _final may be called once. Not thread-safe per object. */
+/* Streaming hasher. _init allocates the hash state (_dispose frees it; ctx is
+ * non-NULL exactly while initialised); _final may be called once. _copy
+ * allocates a new state. Not thread-safe per object. */
 struct berth_hasher {
     enum berth_digest_algo algo;
-    void *ctx; /* EVP_MD_CTX */
+    void *ctx; /* the SHA-2 state, owned */
 };
 int berth_hasher_init(struct berth_hasher *h, enum berth_digest_algo algo);
 int berth_hasher_update(struct berth_hasher *h, const void *buf, size_t len);

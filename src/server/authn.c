@@ -17,9 +17,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
+#include "core/base64.h"
 #include "core/error.h"
 #include "jwt.h"
 #include "policy.h"
@@ -301,37 +299,31 @@ static int parse_basic(const char *value, char user[BERTH_HTPASSWD_USER_MAX + 1]
                        uint8_t *pass, size_t *passlen)
 {
     unsigned char dec[AUTH_HEADER_MAX];
-    size_t len = strlen(value), pad = 0;
+    size_t len = strlen(value), n = 0;
     const char *colon;
-    int n;
 
     while (*value == ' ')
         value++, len--;
     while (len && value[len - 1] == ' ')
         len--;
-    if (!len || len % 4 || len > AUTH_HEADER_MAX / 4 * 3)
+    /* strict RFC 4648 §4: padded, canonical, nothing outside the alphabet */
+    if (!len || len > AUTH_HEADER_MAX / 4 * 3 ||
+        berth_base64_decode(dec, &n, sizeof(dec), value, len) < 0) {
+        explicit_bzero(dec, sizeof(dec));
         return -1;
-    for (size_t i = 0; i < len; i++)
-        if (!(value[i] == '+' || value[i] == '/' || value[i] == '=' ||
-              (value[i] >= '0' && value[i] <= '9') || (value[i] >= 'A' && value[i] <= 'Z') ||
-              (value[i] >= 'a' && value[i] <= 'z')))
-            return -1;
-    pad = (value[len - 1] == '=') + (value[len - 2] == '=');
-    if ((n = EVP_DecodeBlock(dec, (const unsigned char *)value, (int)len)) < 0)
-        return -1;
-    n -= (int)pad;
-    if (!(colon = memchr(dec, ':', (size_t)n)) || colon == (char *)dec ||
+    }
+    if (!(colon = memchr(dec, ':', n)) || colon == (char *)dec ||
         (size_t)(colon - (char *)dec) > BERTH_HTPASSWD_USER_MAX ||
-        (size_t)(n - (colon + 1 - (char *)dec)) > BERTH_HTPASSWD_PASS_MAX ||
+        n - (size_t)(colon + 1 - (char *)dec) > BERTH_HTPASSWD_PASS_MAX ||
         memchr(dec, '\0', (size_t)(colon - (char *)dec))) {
-        OPENSSL_cleanse(dec, sizeof(dec));
+        explicit_bzero(dec, sizeof(dec));
         return -1;
     }
     memcpy(user, dec, (size_t)(colon - (char *)dec));
     user[colon - (char *)dec] = '\0';
-    *passlen = (size_t)(n - (colon + 1 - (char *)dec));
+    *passlen = n - (size_t)(colon + 1 - (char *)dec);
     memcpy(pass, colon + 1, *passlen);
-    OPENSSL_cleanse(dec, sizeof(dec));
+    explicit_bzero(dec, sizeof(dec));
     return 0;
 }
 
@@ -490,7 +482,7 @@ int berth_authn_check(struct berth_authn *a, const struct berth_authn_req *req,
         }
         if (parse_basic(basic, out->user, pass, &passlen) < 0 ||
             berth_htpasswd_verify(a->users, out->user, pass, passlen) < 0) {
-            OPENSSL_cleanse(pass, sizeof(pass));
+            explicit_bzero(pass, sizeof(pass));
             out->user[0] = '\0';
             before = throttle_record(a, req->addr, 1);
             challenge(a, req, out, NULL);
@@ -500,7 +492,7 @@ int berth_authn_check(struct berth_authn *a, const struct berth_authn_req *req,
                                 : before * AUTH_DELAY_STEP_MS;
             return 0;
         }
-        OPENSSL_cleanse(pass, sizeof(pass));
+        explicit_bzero(pass, sizeof(pass));
         throttle_record(a, req->addr, 0);
         user = out->user;
         authed = 1;
@@ -584,7 +576,7 @@ int berth_authn_token(struct berth_authn *a, struct berth_token_response *out,
     }
     creds = has_basic || (post && (p->password || p->refresh_token));
     if (creds && (left = throttle_locked(a, addr)) != 0) {
-        OPENSSL_cleanse(pass, sizeof(pass));
+        explicit_bzero(pass, sizeof(pass));
         out->status = 429;
         out->retry_after = left;
         out->body = strdup("{\"error\":\"slow_down\",\"error_description\":"
@@ -594,7 +586,7 @@ int berth_authn_token(struct berth_authn *a, struct berth_token_response *out,
     }
     error = berth_tokensrv_handle(a->tokensrv, out, p, post, has_basic ? user : NULL, pass,
                                   passlen);
-    OPENSSL_cleanse(pass, sizeof(pass));
+    explicit_bzero(pass, sizeof(pass));
     if (error == 0 && creds)
         throttle_record(a, addr, out->bad_credentials);
     return error;

@@ -15,14 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
 #include "core/error.h"
+#include "core/sha2.h"
 
 #define FILE_MAX (16 * 1024 * 1024)
 #define HASH_MAX 128
@@ -83,7 +81,7 @@ static void free_entries(struct entry *e, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(e[i].user);
-        OPENSSL_cleanse(e[i].hash, sizeof(e[i].hash));
+        explicit_bzero(e[i].hash, sizeof(e[i].hash));
     }
     free(e);
 }
@@ -203,11 +201,29 @@ static int load(struct berth_htpasswd *h, struct entry **out, size_t *nout, stru
     n = 0;
 done:
     if (line)
-        OPENSSL_cleanse(line, linecap);
+        explicit_bzero(line, linecap);
     free(line);
     free_entries(e, n);
     fclose(f);
     return error;
+}
+
+/* getrandom(2) from the kernel's pool until `len` bytes (it blocks only
+ * before the pool is first seeded, at early boot). 0, or -1 with errno. */
+static int fill_random(uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = getrandom(buf, len, 0);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 int berth_htpasswd_new(struct berth_htpasswd **out, const char *path,
@@ -225,8 +241,8 @@ int berth_htpasswd_new(struct berth_htpasswd **out, const char *path,
     h->ctx = ctx;
     pthread_rwlock_init(&h->lock, NULL);
     pthread_mutex_init(&h->cache_lock, NULL);
-    if (RAND_bytes(h->salt, sizeof(h->salt)) != 1) {
-        error = berth_error_set(BERTH_ERROR, "no randomness for the htpasswd cache");
+    if (fill_random(h->salt, sizeof(h->salt)) < 0) {
+        error = berth_error_errno("no randomness for the htpasswd cache");
         goto fail;
     }
     if ((error = load(h, &h->entries, &h->nentries, &h->stamp)) < 0)
@@ -246,7 +262,7 @@ void berth_htpasswd_free(struct berth_htpasswd *h)
     free_entries(h->entries, h->nentries);
     pthread_rwlock_destroy(&h->lock);
     pthread_mutex_destroy(&h->cache_lock);
-    OPENSSL_cleanse(h->cache, sizeof(h->cache));
+    explicit_bzero(h->cache, sizeof(h->cache));
     free(h->path);
     free(h);
 }
@@ -292,7 +308,7 @@ static void maybe_reload(struct berth_htpasswd *h)
     h->nentries = n;
     h->stamp = st;
     pthread_mutex_lock(&h->cache_lock);
-    OPENSSL_cleanse(h->cache, sizeof(h->cache));
+    explicit_bzero(h->cache, sizeof(h->cache));
     pthread_mutex_unlock(&h->cache_lock);
     pthread_rwlock_unlock(&h->lock);
     warnf(h, "htpasswd '%s' reloaded: %zu users", h->path, n);
@@ -314,14 +330,26 @@ static int lookup(struct berth_htpasswd *h, const char *user, char hash[HASH_MAX
 static int cache_key(const struct berth_htpasswd *h, uint8_t key[32], const char *user,
                      const uint8_t *pass, size_t len)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned int n = 0;
-    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(md, h->salt, sizeof(h->salt)) &&
-             EVP_DigestUpdate(md, user, strlen(user) + 1) && /* the NUL separates */
-             EVP_DigestUpdate(md, pass, len) && EVP_DigestFinal_ex(md, key, &n);
-    EVP_MD_CTX_free(md);
-    return ok ? 0 : -1;
+    struct berth_sha256 md;
+
+    berth_sha256_init(&md);
+    berth_sha256_update(&md, h->salt, sizeof(h->salt));
+    berth_sha256_update(&md, user, strlen(user) + 1); /* the NUL separates */
+    berth_sha256_update(&md, pass, len);
+    berth_sha256_final(&md, key); /* wipes md */
+    return 0;
+}
+
+/* 1 when the `n` bytes at a and b are equal, 0 if not; the time taken depends
+ * on n only (volatile keeps the compiler from stopping at the first difference). */
+static int ct_equal(const void *a, const void *b, size_t n)
+{
+    const volatile uint8_t *x = a, *y = b;
+    uint8_t diff = 0;
+
+    for (size_t i = 0; i < n; i++)
+        diff |= x[i] ^ y[i];
+    return diff == 0;
 }
 
 static int cache_hit(struct berth_htpasswd *h, const uint8_t key[32], time_t now)
@@ -330,7 +358,7 @@ static int cache_hit(struct berth_htpasswd *h, const uint8_t key[32], time_t now
 
     pthread_mutex_lock(&h->cache_lock);
     for (size_t i = 0; i < CACHE_SLOTS; i++)
-        hit |= (h->cache[i].expires > now) & (CRYPTO_memcmp(h->cache[i].key, key, 32) == 0);
+        hit |= (h->cache[i].expires > now) & ct_equal(h->cache[i].key, key, 32);
     pthread_mutex_unlock(&h->cache_lock);
     return hit;
 }
@@ -379,20 +407,20 @@ int berth_htpasswd_verify(struct berth_htpasswd *h, const char *user, const uint
     pw[len] = '\0';
     res = crypt_r(pw, hash, cd);
     ok = known && res && res[0] != '*' && strlen(res) == strlen(hash) &&
-         CRYPTO_memcmp(res, hash, strlen(hash)) == 0;
+         ct_equal(res, hash, strlen(hash));
     if (ok && keyed)
         cache_put(h, key, now);
 done:
     error = ok ? 0 : berth_error_set(BERTH_EDENIED, "invalid username or password");
 out:
     if (cd)
-        OPENSSL_cleanse(cd, sizeof(*cd));
+        explicit_bzero(cd, sizeof(*cd));
     if (pw)
-        OPENSSL_cleanse(pw, len + 1);
+        explicit_bzero(pw, len + 1);
     free(cd);
     free(pw);
-    OPENSSL_cleanse(hash, sizeof(hash));
-    OPENSSL_cleanse(key, sizeof(key));
+    explicit_bzero(hash, sizeof(hash));
+    explicit_bzero(key, sizeof(key));
     return error;
 }
 
@@ -400,8 +428,7 @@ int berth_htpasswd_has_user(struct berth_htpasswd *h, const char *user, char bin
 {
     static const char hex[] = "0123456789abcdef";
     char hash[HASH_MAX];
-    uint8_t md[32];
-    unsigned int n = 0;
+    uint8_t md[BERTH_SHA256_LEN];
     int known;
 
     if (!user || strlen(user) > BERTH_HTPASSWD_USER_MAX)
@@ -409,17 +436,14 @@ int berth_htpasswd_has_user(struct berth_htpasswd *h, const char *user, char bin
     maybe_reload(h);
     known = lookup(h, user, hash);
     if (known && bind) {
-        if (!EVP_Digest(hash, strlen(hash), md, &n, EVP_sha256(), NULL)) {
-            OPENSSL_cleanse(hash, sizeof(hash));
-            return 0;
-        }
+        berth_sha256(md, hash, strlen(hash));
         for (size_t i = 0; i < 8; i++) {
             bind[2 * i] = hex[md[i] >> 4];
             bind[2 * i + 1] = hex[md[i] & 15];
         }
         bind[16] = '\0';
     }
-    OPENSSL_cleanse(hash, sizeof(hash));
+    explicit_bzero(hash, sizeof(hash));
     return known;
 }
 

@@ -14,11 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "core/error.h"
 
@@ -44,7 +43,7 @@ void berth_token_params_init(struct berth_token_params *p)
 static void free_secret(char *s)
 {
     if (s)
-        OPENSSL_cleanse(s, strlen(s));
+        explicit_bzero(s, strlen(s));
     free(s);
 }
 
@@ -142,7 +141,7 @@ static int url_decode(char **out, const char *s, size_t n)
             int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
             int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-                OPENSSL_cleanse(d, (size_t)(o - d));
+                explicit_bzero(d, (size_t)(o - d));
                 free(d);
                 return berth_error_set(BERTH_EINVALID, "invalid %%-escape in form");
             }
@@ -236,7 +235,7 @@ void berth_token_response_dispose(struct berth_token_response *r)
     if (!r)
         return;
     if (r->body)
-        OPENSSL_cleanse(r->body, r->len);
+        explicit_bzero(r->body, r->len);
     free(r->body);
     memset(r, 0, sizeof(*r));
 }
@@ -280,7 +279,7 @@ static void random_hex(char *out, size_t bytes)
 
     if (bytes > sizeof(r))
         bytes = sizeof(r);
-    if (RAND_bytes(r, (int)bytes) != 1)
+    if (getrandom(r, bytes, 0) != (ssize_t)bytes)
         memset(r, 0, sizeof(r)); /* the jti is an identifier, not a secret */
     for (size_t i = 0; i < bytes; i++) {
         out[2 * i] = hex[r[i] >> 4];
