@@ -34,6 +34,7 @@ import hashlib
 import http.client
 import io
 import json
+import mmap
 import os
 import platform
 import resource
@@ -210,7 +211,13 @@ class Client:
                     raise
 
     def send_file(self, method, path, fd, off, n, headers):
-        """Request whose body is n bytes of fd at off, sent with sendfile(2)."""
+        """Request whose body is n bytes of fd at off, written from the
+        client's memory (the file mapped) as curl, skopeo and docker write
+        theirs. Not sendfile(2): over loopback a sendfile sender's segments
+        go out when the receiver's ACKs arrive, that is in the registry's
+        softirq context, which billed ~0.5 CPU-s/GB of the client's TCP
+        transmit work to the registry (measured 2026-11-27: berth chunked
+        upload 1.94-2.16 CPU-s/GB with sendfile, 1.42-1.56 with this)."""
         self.close()  # a fresh connection: no half-read state
         c = self.conn()
         c.putrequest(method, path, skip_accept_encoding=True)
@@ -218,14 +225,8 @@ class Client:
             c.putheader(k, v)
         c.putheader("Content-Length", str(n))
         c.endheaders()
-        sock = c.sock
-        sent = 0
-        while sent < n:
-            try:
-                sent += os.sendfile(sock.fileno(), fd, off + sent, n - sent)
-            except BlockingIOError:
-                if not select.select([], [sock], [], 120)[1]:
-                    raise TimeoutError("sendfile stalled")
+        with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as m:
+            c.sock.sendall(memoryview(m)[off:off + n])
         r = c.getresponse()
         data = r.read()
         return r.status, r, data
