@@ -5,14 +5,18 @@ CC ?= cc
 # The berth executable (server, maintenance commands) links only SERVER_PKGS;
 # the client commands are the module berth-client.so (src/plugin.c loads it),
 # which links CLIENT_PKGS: `berth serve` never maps libcurl, libarchive and
-# the ~30 libraries behind them (docs/internals.md, "Shape").
-SERVER_PKGS = jansson sqlite3 yaml-0.1 libcrypto gnutls
+# the ~30 libraries behind them (docs/internals.md, "Shape"). HTTPS and token
+# authentication are the module berth-tls.so (src/tlsmod), which links
+# TLS_PKGS and is loaded only when the configuration asks for them.
+SERVER_PKGS = jansson sqlite3 yaml-0.1
 CLIENT_PKGS = libcurl libarchive jansson yaml-0.1 libcrypto
-PKGS = $(sort $(SERVER_PKGS) $(CLIENT_PKGS))
+TLS_PKGS = gnutls libcrypto jansson
+PKGS = $(sort $(SERVER_PKGS) $(CLIENT_PKGS) $(TLS_PKGS))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 SERVER_LIBS := $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null) -lcrypt -lpthread
 CLIENT_LIBS := $(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null) -lpthread
+TLS_LIBS := $(shell pkg-config --libs $(TLS_PKGS) 2>/dev/null) -lpthread
 
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wwrite-strings \
        -Wvla -Wformat=2 -Wimplicit-fallthrough -fno-common
@@ -41,23 +45,32 @@ BUILD ?= build
 endif
 
 SHARED_SRC := src/cli.c $(sort $(wildcard src/core/*.c))
-SERVER_SRC := $(SHARED_SRC) $(sort $(wildcard src/store/*.c src/server/*.c))
+# The TLS module's code (GnuTLS, libcrypto). The executable has instead
+# src/tlsmod/host.c, which forwards their APIs through the module's ops table.
+TLS_SRC := src/server/jwt.c src/server/selfsign.c src/server/tls.c
+SERVER_SRC := $(SHARED_SRC) $(filter-out $(TLS_SRC),$(sort $(wildcard src/store/*.c src/server/*.c)))
 CLIENT_SRC := $(sort $(wildcard src/client/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+HOST_OBJ := $(BUILD)/src/tlsmod/host.o
+# Built position-independent once, for berth-tls.so and for lib.a. The module
+# adds its ops table and its own PIC copy of the core pieces the code uses
+# (policy.c's scope parser, error, oci, name: taken from pic/core.a).
+TLS_OBJ := $(TLS_SRC:%.c=$(BUILD)/pic/%.o)
+TLSMOD_OBJ := $(TLS_OBJ) $(BUILD)/pic/src/tlsmod/module.o $(BUILD)/pic/src/server/policy.o
 # Client objects are built position-independent (under $(BUILD)/pic/) once, for
 # the module and for lib.a; the module carries its own PIC copy of src/core
 # and src/cli.c.
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/pic/%.o)
 MODULE_OBJ := $(SHARED_SRC:%.c=$(BUILD)/pic/%.o) $(CLIENT_OBJ)
-OBJ := $(SERVER_OBJ) $(CLIENT_OBJ)
-MAIN_OBJ := $(BUILD)/src/main.o $(BUILD)/src/plugin.o
+OBJ := $(SERVER_OBJ) $(TLS_OBJ) $(CLIENT_OBJ)
+MAIN_OBJ := $(BUILD)/src/main.o $(BUILD)/src/plugin.o $(HOST_OBJ)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%-replay)
 
 .PHONY: all deps install unit run test fuzz bench bench-quick clean
-all: $(BUILD)/berth $(BUILD)/berth-client.so
+all: $(BUILD)/berth $(BUILD)/berth-client.so $(BUILD)/berth-tls.so
 
 deps:
 	@scripts/deps.sh build
@@ -84,6 +97,17 @@ $(BUILD)/berth-client.so: $(MODULE_OBJ) src/client.ver
 	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-z,defs -Wl,-Bsymbolic -Wl,--version-script=src/client.ver \
 		-o $@ $(MODULE_OBJ) $(CLIENT_LIBS)
 
+# Exports only the ops table berth_tls_module_v1 (src/tlsmod.ver); -z defs as
+# for the client module: it takes no symbol from the executable.
+$(BUILD)/pic/core.a: $(SHARED_SRC:%.c=$(BUILD)/pic/%.o)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/berth-tls.so: $(TLSMOD_OBJ) $(BUILD)/pic/core.a src/tlsmod.ver
+	$(E) "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-z,defs -Wl,-Bsymbolic -Wl,--version-script=src/tlsmod.ver \
+		-o $@ $(TLSMOD_OBJ) $(BUILD)/pic/core.a $(TLS_LIBS)
+
 $(BUILD)/lib.a: $(OBJ)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
@@ -102,12 +126,13 @@ $(BUILD)/fuzz/%-replay: fuzz/%.c fuzz/replay.c $(BUILD)/lib.a
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 
 # make install [PREFIX=/usr/local] [DESTDIR=...]: the command and, where it
-# looks for it (src/plugin.c), the client module.
+# looks for them (src/plugin.c), the client and TLS modules.
 PREFIX ?= /usr/local
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/berth
 	install -m 755 $(BUILD)/berth $(DESTDIR)$(PREFIX)/bin/berth
 	install -m 644 $(BUILD)/berth-client.so $(DESTDIR)$(PREFIX)/lib/berth/berth-client.so
+	install -m 644 $(BUILD)/berth-tls.so $(DESTDIR)$(PREFIX)/lib/berth/berth-tls.so
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -146,4 +171,4 @@ soak:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(OBJ:.o=.d) $(MODULE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_REPLAY:=.d)
+-include $(OBJ:.o=.d) $(MODULE_OBJ:.o=.d) $(TLSMOD_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BIN:=.d) $(FUZZ_REPLAY:=.d)

@@ -1,5 +1,6 @@
 /*
- * Loading berth-client.so. The module is self-contained: it links its own
+ * Loading berth's modules: berth-client.so here, berth-tls.so through
+ * src/tlsmod/host.c. The client module is self-contained: it links its own
  * copy of src/core and src/cli.c, exports only cmd_* and its version
  * (src/client.ver) and is linked with -z defs, so it takes no symbol from
  * the executable. The two copies of core state (the thread-local error
@@ -36,42 +37,49 @@ static int exe_dir(char *dir, size_t size)
     return 0;
 }
 
-/* The loaded module, or NULL after printing why not. */
-static void *load(void)
+void *berth_plugin_open(const char *file, const char *needed_by)
 {
     static const char *const places[] = { "", "/../lib/berth" }; /* under dir */
     char dir[PATH_MAX], path[PATH_MAX + 64];
-    const char *version;
     void *h;
 
     if (exe_dir(dir, sizeof dir) < 0) {
         fprintf(stderr, "berth: cannot find the berth executable's directory "
-                        "(/proc/self/exe) to load %s\n", BERTH_CLIENT_MODULE);
+                        "(/proc/self/exe) to load %s\n", file);
         return NULL;
     }
     for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
-        snprintf(path, sizeof path, "%s%s/%s", dir, places[i], BERTH_CLIENT_MODULE);
+        snprintf(path, sizeof path, "%s%s/%s", dir, places[i], file);
         if (access(path, F_OK) < 0)
             continue;
         /* Lazy binding like the executable's own; -z defs at link time
          * already proved every symbol resolvable. */
-        if (!(h = dlopen(path, RTLD_LAZY | RTLD_LOCAL))) {
-            fprintf(stderr, "berth: cannot load the client module: %s\n", dlerror());
-            return NULL;
-        }
-        version = dlsym(h, "berth_client_version");
-        if (!version || strcmp(version, BERTH_VERSION) != 0) {
-            fprintf(stderr, "berth: %s is version %s, this berth is %s: install both "
-                            "from the same build\n", path, version ? version : "(unknown)",
-                    BERTH_VERSION);
-            return NULL;
-        }
+        if (!(h = dlopen(path, RTLD_LAZY | RTLD_LOCAL)))
+            fprintf(stderr, "berth: cannot load %s: %s\n", file, dlerror());
         return h;
     }
-    fprintf(stderr, "berth: the client commands need %s next to the berth executable "
+    fprintf(stderr, "berth: %s need %s next to the berth executable "
                     "(%s/%s or %s/../lib/berth/%s); it is built with berth (make)\n",
-            BERTH_CLIENT_MODULE, dir, BERTH_CLIENT_MODULE, dir, BERTH_CLIENT_MODULE);
+            needed_by, file, dir, file, dir, file);
     return NULL;
+}
+
+/* The loaded client module, or NULL after printing why not. */
+static void *load(void)
+{
+    const char *version;
+    void *h = berth_plugin_open(BERTH_CLIENT_MODULE, "the client commands");
+
+    if (!h)
+        return NULL;
+    version = dlsym(h, "berth_client_version");
+    if (!version || strcmp(version, BERTH_VERSION) != 0) {
+        fprintf(stderr, "berth: %s is version %s, this berth is %s: install both "
+                        "from the same build\n", BERTH_CLIENT_MODULE,
+                version ? version : "(unknown)", BERTH_VERSION);
+        return NULL;
+    }
+    return h;
 }
 
 int berth_plugin_run(const char *symbol, int argc, char **argv)

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "selfsign.h"
 #include "server.h"
 #include "store/store.h"
+#include "tlsmod/tlsmod.h"
 
 extern char **environ;
 
@@ -97,6 +99,14 @@ static int self_signed(struct berth_config *cfg, const char *hosts)
                    "with ca.crt; curl: --cacert)",
                    created ? "generated a" : "reusing the", hosts, ca);
     return 0;
+}
+
+/* HTTPS and token authentication are in berth-tls.so (src/tlsmod): loaded
+ * only when the configuration asks for one of them. */
+static int needs_tls_module(const struct berth_config *cfg, const char *tls_hosts)
+{
+    return tls_hosts || cfg->tls.certificate || cfg->tls.key || cfg->tls.nclientcas ||
+           cfg->auth.token_builtin || cfg->auth.token_realm;
 }
 
 static int64_t now_ms(void)
@@ -202,6 +212,10 @@ int cmd_serve(int argc, char **argv)
         }
     }
     berth_log_level = cfg.log_level;
+    /* A missing or stale module is one line on stderr, before anything else
+     * happens. */
+    if (needs_tls_module(&cfg, tls_hosts) && berth_tls_module_load() < 0)
+        goto done;
 
     /* Signals are taken synchronously by this thread only: block them before
      * any other thread starts so the server threads inherit the mask. */
@@ -261,6 +275,11 @@ int cmd_serve(int argc, char **argv)
                        (long long)(cfg.maint.gc_grace_ms / 1000),
                        cfg.maint.gc_untagged ? ", untagged manifests too" : "",
                        (long long)(cfg.maint.gc_interval_ms / 1000));
+
+    /* What start-up allocated and freed (configuration, a new database's
+     * creation, schema parsing) goes back to the system instead of staying
+     * in the idle server's heap (issue 3: idle RSS). */
+    malloc_trim(0);
 
     /* The first purge runs right after the server is listening, not before:
      * it walks uploads/ and deletes rows (an fsync each), which is start-up

@@ -8,7 +8,7 @@
  * never a thread. Request heads and bodies are read into one per-connection
  * buffer that is given back when the connection is idle; bodies stream to
  * the handler in pieces as large as that buffer. Responses go out with
- * writev (head + memory body) or sendfile (files; read + gnutls with TLS).
+ * writev (head + memory body) or sendfile (files; read + TLS record send).
  *
  * The request lifecycle on top: one struct request per HTTP request,
  * routed and authorized when the head is in, body streamed (upload chunks
@@ -23,7 +23,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gnutls/gnutls.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -70,7 +69,7 @@
  * not a reset. */
 #define LINGER_MS 2000
 #define LINGER_BYTES (16u << 20)
-/* Bytes of a file read per gnutls_record_send with TLS. */
+/* Bytes of a file read per TLS record send (berth_tls_send). */
 #define TLS_FILE_CHUNK (64 * 1024)
 
 /* ---- responses ---- */
@@ -562,7 +561,7 @@ struct worker;
 struct conn {
     struct worker *w;
     int fd;
-    gnutls_session_t tls;
+    void *tls;            /* TLS session (tls.h), NULL on plain HTTP */
     enum cstate st;
     int can_read, can_write, listed;
     int ready;            /* on the worker's ready list */
@@ -724,18 +723,10 @@ static ssize_t conn_recv(struct conn *c, char *p, size_t n)
 
     for (;;) {
         if (c->tls) {
-            r = gnutls_record_recv(c->tls, p, n);
-            if (r >= 0)
-                return r;
-            if (r == GNUTLS_E_INTERRUPTED)
-                continue;
-            if (r == GNUTLS_E_AGAIN) {
+            r = berth_tls_recv(c->tls, p, n);
+            if (r == -1)
                 c->can_read = 0;
-                return -1;
-            }
-            if (r == GNUTLS_E_PREMATURE_TERMINATION)
-                return 0;
-            return -2;
+            return r;
         }
         r = recv(c->fd, p, n, 0);
         if (r >= 0)
@@ -752,7 +743,7 @@ static ssize_t conn_recv(struct conn *c, char *p, size_t n)
 
 static int conn_readable(struct conn *c)
 {
-    return c->can_read || (c->tls && gnutls_record_check_pending(c->tls) > 0);
+    return c->can_read || (c->tls && berth_tls_pending(c->tls) > 0);
 }
 
 /* Bytes sent, -1 would block, -2 error. `more`: further data follows at
@@ -763,16 +754,10 @@ static ssize_t conn_send(struct conn *c, const void *p, size_t n, int more)
 
     for (;;) {
         if (c->tls) {
-            r = gnutls_record_send(c->tls, p, n);
-            if (r >= 0)
-                return r;
-            if (r == GNUTLS_E_INTERRUPTED)
-                continue;
-            if (r == GNUTLS_E_AGAIN) {
+            r = berth_tls_send(c->tls, p, n);
+            if (r == -1)
                 c->can_write = 0;
-                return -1;
-            }
-            return -2;
+            return r;
         }
         r = send(c->fd, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
         if (r >= 0)
@@ -1182,8 +1167,7 @@ static void conn_close(struct conn *c)
         for (size_t i = 0; i < w->nready; i++)
             if (w->ready[i] == c)
                 w->ready[i] = NULL;
-    if (c->tls)
-        gnutls_deinit(c->tls);
+    berth_tls_session_free(c->tls);
     close(c->fd); /* also leaves the epoll set */
     c->off = c->len;
     buf_release(c);
@@ -1372,7 +1356,7 @@ static int send_some(struct conn *c)
                 c->fbuf_len = (size_t)n;
                 c->fbuf_off = 0;
             }
-            /* gnutls wants the same data again after GNUTLS_E_AGAIN */
+            /* TLS wants the same data again after "would block" */
             n = conn_send(c, c->fbuf + c->fbuf_off, c->fbuf_len - c->fbuf_off, 0);
             if (n == -1)
                 return 0;
@@ -1398,7 +1382,7 @@ static void response_done(struct conn *c)
         if (!c->tls)
             shutdown(c->fd, SHUT_WR);
         else
-            gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+            berth_tls_bye(c->tls);
         c->st = CS_LINGER;
         c->due_ms = now_ms() + LINGER_MS;
         c->linger_bytes = 0;
@@ -1906,25 +1890,24 @@ static int method_prefix_ok(const char *p, size_t len)
 
 static void conn_run(struct conn *c)
 {
+    const char *why;
     int rc;
 
     for (;;) {
         switch (c->st) {
         case CS_HANDSHAKE:
-            rc = gnutls_handshake(c->tls);
-            if (rc == GNUTLS_E_INTERRUPTED)
-                continue;
-            if (rc == GNUTLS_E_AGAIN) {
+            rc = berth_tls_handshake(c->tls, &why);
+            if (rc == BERTH_TLS_WANT_READ || rc == BERTH_TLS_WANT_WRITE) {
                 /* wait for the direction it needs (edge-triggered: the next
                  * event of either kind retries) */
-                if (gnutls_record_get_direction(c->tls))
+                if (rc == BERTH_TLS_WANT_WRITE)
                     c->can_write = 0;
                 else
                     c->can_read = 0;
                 return;
             }
             if (rc < 0) {
-                berth_log_debug("http: TLS handshake: %s", gnutls_strerror(rc));
+                berth_log_debug("http: TLS handshake: %s", why);
                 c->st = CS_CLOSE;
                 continue;
             }
@@ -2111,8 +2094,7 @@ static void conn_add(struct http_loop *l, int fd, const struct sockaddr *sa, soc
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.ptr = c;
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        if (c->tls)
-            gnutls_deinit(c->tls);
+        berth_tls_session_free(c->tls);
         free(c);
         close(fd);
         __atomic_sub_fetch(&l->conns, 1, __ATOMIC_RELAXED);

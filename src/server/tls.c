@@ -323,6 +323,67 @@ void berth_tls_free(struct berth_tls *t)
     free(t);
 }
 
+int berth_tls_handshake(void *session, const char **why)
+{
+    int rc;
+
+    *why = NULL;
+    do
+        rc = gnutls_handshake((gnutls_session_t)session);
+    while (rc == GNUTLS_E_INTERRUPTED);
+    if (rc == GNUTLS_E_AGAIN)
+        return gnutls_record_get_direction((gnutls_session_t)session) ? BERTH_TLS_WANT_WRITE
+                                                                       : BERTH_TLS_WANT_READ;
+    if (rc < 0) {
+        *why = gnutls_strerror(rc);
+        return BERTH_TLS_FAILED;
+    }
+    return BERTH_TLS_DONE;
+}
+
+ssize_t berth_tls_recv(void *session, void *p, size_t n)
+{
+    ssize_t r;
+
+    do
+        r = gnutls_record_recv((gnutls_session_t)session, p, n);
+    while (r == GNUTLS_E_INTERRUPTED);
+    if (r >= 0)
+        return r;
+    if (r == GNUTLS_E_AGAIN)
+        return -1;
+    if (r == GNUTLS_E_PREMATURE_TERMINATION)
+        return 0;
+    return -2;
+}
+
+ssize_t berth_tls_send(void *session, const void *p, size_t n)
+{
+    ssize_t r;
+
+    do
+        r = gnutls_record_send((gnutls_session_t)session, p, n);
+    while (r == GNUTLS_E_INTERRUPTED);
+    if (r >= 0)
+        return r;
+    return r == GNUTLS_E_AGAIN ? -1 : -2;
+}
+
+size_t berth_tls_pending(void *session)
+{
+    return gnutls_record_check_pending((gnutls_session_t)session);
+}
+
+void berth_tls_bye(void *session)
+{
+    gnutls_bye((gnutls_session_t)session, GNUTLS_SHUT_WR);
+}
+
+void berth_tls_session_free(void *session)
+{
+    if (session)
+        gnutls_deinit((gnutls_session_t)session);
+}
 
 int berth_tls_client_ok(const struct berth_tls *t, void *session, const char **why)
 {
