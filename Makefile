@@ -14,7 +14,7 @@ TLS_PKGS = gnutls libcrypto jansson
 PKGS = $(sort $(SERVER_PKGS) $(CLIENT_PKGS) $(TLS_PKGS))
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-SERVER_LIBS := $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null) -lcrypt -lpthread
+SERVER_LIBS := $(shell pkg-config --libs $(SERVER_PKGS) 2>/dev/null) -lpthread
 CLIENT_LIBS := $(shell pkg-config --libs $(CLIENT_PKGS) 2>/dev/null) -lpthread
 TLS_LIBS := $(shell pkg-config --libs $(TLS_PKGS) 2>/dev/null) -lpthread
 

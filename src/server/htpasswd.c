@@ -5,10 +5,14 @@
  * a heap crypt_data (32 KiB: too big for a worker's stack) and its output is
  * compared in constant time. The verification cache holds salted SHA-256
  * digests of "user:password", never passwords, and is emptied on reload.
+ * libcrypt is dlopen()ed at the first verification, not linked: only a
+ * server with htpasswd users needs bcrypt, and every other start would map
+ * and relocate it for nothing (issue 3: start time, idle RSS).
  */
 #include "htpasswd.h"
 
 #include <crypt.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -377,9 +381,40 @@ static void cache_put(struct berth_htpasswd *h, const uint8_t key[32], time_t no
     pthread_mutex_unlock(&h->cache_lock);
 }
 
+/* libxcrypt's soname (Debian's libcrypt1 since 2018, also Fedora, Arch). */
+#define LIBCRYPT_SONAME "libcrypt.so.1"
+
+typedef char *(*crypt_r_fn)(const char *, const char *, struct crypt_data *);
+static crypt_r_fn crypt_fn;
+static char crypt_load_error[256];
+
+static void crypt_load(void)
+{
+    void *lib = dlopen(LIBCRYPT_SONAME, RTLD_NOW | RTLD_LOCAL);
+    const char *err;
+
+    if (lib && (crypt_fn = (crypt_r_fn)(uintptr_t)dlsym(lib, "crypt_r")) != NULL)
+        return; /* never dlclose()d */
+    err = dlerror();
+    snprintf(crypt_load_error, sizeof(crypt_load_error), "%s", err ? err : "no crypt_r");
+}
+
+/* crypt_r from libcrypt, loaded once; NULL with the error set if it cannot be. */
+static crypt_r_fn crypt_r_get(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, crypt_load);
+    if (!crypt_fn)
+        berth_error_set(BERTH_ERROR, "cannot load %s for bcrypt: %s", LIBCRYPT_SONAME,
+                        crypt_load_error);
+    return crypt_fn;
+}
+
 int berth_htpasswd_verify(struct berth_htpasswd *h, const char *user, const uint8_t *pass,
                           size_t len)
 {
+    crypt_r_fn crypt_rf;
     struct crypt_data *cd = NULL;
     char hash[HASH_MAX], *pw = NULL;
     uint8_t key[32];
@@ -399,13 +434,17 @@ int berth_htpasswd_verify(struct berth_htpasswd *h, const char *user, const uint
     }
     if (!known)
         memcpy(hash, dummy_hash, sizeof(dummy_hash));
+    if (!(crypt_rf = crypt_r_get())) {
+        error = berth_error_code();
+        goto out;
+    }
     if (!(cd = calloc(1, sizeof(*cd))) || !(pw = malloc(len + 1))) {
         error = berth_error_set(BERTH_ERROR, "out of memory");
         goto out;
     }
     memcpy(pw, pass, len);
     pw[len] = '\0';
-    res = crypt_r(pw, hash, cd);
+    res = crypt_rf(pw, hash, cd);
     ok = known && res && res[0] != '*' && strlen(res) == strlen(hash) &&
          ct_equal(res, hash, strlen(hash));
     if (ok && keyed)
