@@ -19,11 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "core/error.h"
+#include "core/random.h"
 #include "core/sha2.h"
 
 #define FILE_MAX (16 * 1024 * 1024)
@@ -212,24 +212,6 @@ done:
     return error;
 }
 
-/* getrandom(2) from the kernel's pool until `len` bytes (it blocks only
- * before the pool is first seeded, at early boot). 0, or -1 with errno. */
-static int fill_random(uint8_t *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = getrandom(buf, len, 0);
-
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int berth_htpasswd_new(struct berth_htpasswd **out, const char *path,
                        berth_htpasswd_warn_fn warn, void *ctx)
 {
@@ -245,10 +227,8 @@ int berth_htpasswd_new(struct berth_htpasswd **out, const char *path,
     h->ctx = ctx;
     pthread_rwlock_init(&h->lock, NULL);
     pthread_mutex_init(&h->cache_lock, NULL);
-    if (fill_random(h->salt, sizeof(h->salt)) < 0) {
-        error = berth_error_errno("no randomness for the htpasswd cache");
+    if ((error = berth_random(h->salt, sizeof(h->salt))) < 0)
         goto fail;
-    }
     if ((error = load(h, &h->entries, &h->nentries, &h->stamp)) < 0)
         goto fail;
     h->checked = time(NULL);

@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include <jansson.h>
 
 #include "core/error.h"
+#include "core/random.h"
 
 #define REFRESH_TYP "berth-refresh+jwt"
 
@@ -279,7 +279,7 @@ static void random_hex(char *out, size_t bytes)
 
     if (bytes > sizeof(r))
         bytes = sizeof(r);
-    if (getrandom(r, bytes, 0) != (ssize_t)bytes)
+    if (berth_random(r, bytes) < 0)
         memset(r, 0, sizeof(r)); /* the jti is an identifier, not a secret */
     for (size_t i = 0; i < bytes; i++) {
         out[2 * i] = hex[r[i] >> 4];

@@ -14,12 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../core/error.h"
+#include "../core/random.h"
 #include "fault.h"
 #include "store_int.h"
 
@@ -266,21 +266,13 @@ static int remove_session(struct berth_store *st, struct session *s)
 int berth_upload_new(struct berth_store *st, const char *repo, char id[BERTH_UPLOAD_ID_MAX])
 {
     uint8_t r[16];
-    size_t got = 0;
-    ssize_t n;
     char *path = NULL;
     sqlite3_stmt *s;
     int64_t repo_id;
     int fd, error, created = 0;
 
-    while (got < sizeof(r)) {
-        if ((n = getrandom(r + got, sizeof(r) - got, 0)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return berth_error_errno("cannot read random bytes");
-        }
-        got += (size_t)n;
-    }
+    if ((error = berth_random(r, sizeof(r))) < 0)
+        return error;
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     snprintf(id, BERTH_UPLOAD_ID_MAX,
