@@ -4,7 +4,9 @@
  * came out (OpenSSL's EVP_EncodeBlock of the output gives back the input, so
  * no two inputs decode alike); whatever is refused leaves *out_len 0 and is
  * not the canonical encoding of anything; a buffer one byte short is
- * BERTH_ETOOBIG. Aborts on a violation.
+ * BERTH_ETOOBIG. The same bytes through berth_b64url_decode (JWT
+ * segments): whatever it accepts re-encodes (berth_b64url_encode) to the
+ * input. Aborts on a violation.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -55,6 +57,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcmp(enc, data, size) == 0)
                 abort();
         }
+    }
+    {
+        uint8_t *u = NULL;
+        char *back = NULL;
+        size_t un = 0;
+
+        if (berth_b64url_decode(&u, &un, (const char *)data, size) == 0) {
+            if (berth_b64url_encode(&back, u, un) < 0 || strlen(back) != size ||
+                memcmp(back, data, size) != 0)
+                abort();
+        } else if (u) {
+            abort();
+        }
+        free(u);
+        free(back);
     }
     free(out);
     free(enc);

@@ -25,4 +25,12 @@
  * the characters of valid input (no table lookups). */
 int berth_base64_decode(uint8_t *out, size_t *out_len, size_t cap, const char *s, size_t len);
 
+/* base64url without padding (RFC 4648 §5, as JSON Web Tokens use it, RFC
+ * 7515 §2), for jwt.c. Encode: a malloc'd NUL-terminated string. Decode:
+ * the same strictness as above (only the URL alphabet, no '=', a length
+ * that is not 1 mod 4, zero unused bits) into a malloc'd buffer; *out is
+ * NULL on failure. */
+int berth_b64url_encode(char **out, const uint8_t *data, size_t len);
+int berth_b64url_decode(uint8_t **out, size_t *outlen, const char *s, size_t len);
+
 #endif

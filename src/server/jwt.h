@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/base64.h" /* berth_b64url_*: JWS segments */
 #include "policy.h"
 
 #define BERTH_JWT_MAX (16 * 1024)  /* bytes in a compact token */
@@ -19,12 +20,6 @@
 #define BERTH_JWT_SKEW 60          /* seconds of clock skew allowed on exp/nbf/iat */
 
 enum berth_jwt_alg { BERTH_JWT_ES256 = 1, BERTH_JWT_RS256 = 2 };
-
-/* base64url without padding (RFC 7515 section 2). `encode` writes a
- * NUL-terminated string into a new buffer; `decode` accepts no padding and
- * no characters outside the url alphabet. 0, BERTH_EINVALID or BERTH_ERROR. */
-int berth_b64url_encode(char **out, const uint8_t *data, size_t len);
-int berth_b64url_decode(uint8_t **out, size_t *outlen, const char *s, size_t len);
 
 /* A signing key: an EC P-256 (ES256) or RSA >= 2048 bits (RS256) private key. */
 struct berth_jwt_key;

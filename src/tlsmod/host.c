@@ -141,16 +141,6 @@ int berth_selfsign_ensure(const char *dir, const char *hosts, int *created)
 
 /* ---- server/jwt.h ---- */
 
-int berth_b64url_encode(char **out, const uint8_t *data, size_t len)
-{
-    return CALL(b64url_encode(out, data, len));
-}
-
-int berth_b64url_decode(uint8_t **out, size_t *outlen, const char *s, size_t len)
-{
-    return CALL(b64url_decode(out, outlen, s, len));
-}
-
 int berth_jwt_key_load(struct berth_jwt_key **out, const char *path, int generate)
 {
     *out = NULL;

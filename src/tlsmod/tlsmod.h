@@ -51,8 +51,6 @@ struct berth_tls_module {
     int (*selfsign_ensure)(const char *dir, const char *hosts, int *created);
 
     /* server/jwt.h (all but berth_jwt_key_new, which takes an OpenSSL key) */
-    int (*b64url_encode)(char **out, const uint8_t *data, size_t len);
-    int (*b64url_decode)(uint8_t **out, size_t *outlen, const char *s, size_t len);
     int (*jwt_key_load)(struct berth_jwt_key **out, const char *path, int generate);
     void (*jwt_key_free)(struct berth_jwt_key *k);
     const char *(*jwt_key_kid)(const struct berth_jwt_key *k);
