@@ -722,6 +722,19 @@ static void buf_release(struct conn *c)
 
 /* ---- socket I/O (plain or TLS) ---- */
 
+/* After a failed socket call, from errno: 0 to retry (EINTR), -1 would
+ * block (and *ready is cleared until the next epoll event), -2 error. */
+static int sock_failed(int *ready)
+{
+    if (errno == EINTR)
+        return 0;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        *ready = 0;
+        return -1;
+    }
+    return -2;
+}
+
 /* > 0 bytes, 0 end of stream, -1 would block, -2 error. */
 static ssize_t conn_recv(struct conn *c, char *p, size_t n)
 {
@@ -734,16 +747,8 @@ static ssize_t conn_recv(struct conn *c, char *p, size_t n)
                 c->can_read = 0;
             return r;
         }
-        r = recv(c->fd, p, n, 0);
-        if (r >= 0)
+        if ((r = recv(c->fd, p, n, 0)) >= 0 || (r = sock_failed(&c->can_read)) != 0)
             return r;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            c->can_read = 0;
-            return -1;
-        }
-        return -2;
     }
 }
 
@@ -766,15 +771,8 @@ static ssize_t conn_send(struct conn *c, const void *p, size_t n, int more)
             return r;
         }
         r = send(c->fd, p, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-        if (r >= 0)
+        if (r >= 0 || (r = sock_failed(&c->can_write)) != 0)
             return r;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            c->can_write = 0;
-            return -1;
-        }
-        return -2;
     }
 }
 
@@ -1336,13 +1334,11 @@ static int send_some(struct conn *c)
 
             n = sendfile(c->fd, r->fd, &off, want);
             if (n < 0) {
-                if (errno == EINTR)
+                int f = sock_failed(&c->can_write);
+
+                if (f == 0)
                     continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    c->can_write = 0;
-                    return 0;
-                }
-                return -1;
+                return f == -1 ? 0 : -1;
             }
             if (n == 0)
                 return -1; /* the file is shorter than announced */
