@@ -295,6 +295,59 @@ void berth_sha2_force_portable(int on)
     atomic_store(&force_portable, on != 0);
 }
 
+/* ---- what SHA-256 and SHA-512 share: block buffering and padding ---- */
+
+typedef void (*run_fn)(void *state, const uint8_t *p, size_t nblocks);
+
+/* Feed len bytes: complete the partial block in buf (*n bytes of bsize),
+ * run whole blocks straight from the input, keep the rest in buf. */
+static void absorb(void *state, run_fn run, uint8_t *buf, size_t bsize, size_t *n,
+                   const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    if (len == 0)
+        return;
+    if (*n > 0) {
+        size_t take = bsize - *n < len ? bsize - *n : len;
+
+        memcpy(buf + *n, p, take);
+        *n += take;
+        p += take;
+        len -= take;
+        if (*n < bsize)
+            return;
+        run(state, buf, 1);
+        *n = 0;
+    }
+    if (len >= bsize) {
+        run(state, p, len / bsize);
+        p += len / bsize * bsize;
+        len %= bsize;
+    }
+    if (len > 0)
+        memcpy(buf, p, len);
+    *n = len;
+}
+
+/* FIPS 180-4 §5.1: a 1 bit after the n message bytes in buf, then zeros up
+ * to `at` (where the length goes), running a block first if no room is left. */
+static void pad(void *state, run_fn run, uint8_t *buf, size_t bsize, size_t n, size_t at)
+{
+    buf[n++] = 0x80;
+    if (n > at) {
+        memset(buf + n, 0, bsize - n);
+        run(state, buf, 1);
+        n = 0;
+    }
+    memset(buf + n, 0, at - n);
+}
+
+static void sha256_run(void *state, const uint8_t *p, size_t nblocks)
+{
+    sha256_blocks()(state, p, nblocks);
+}
+
 void berth_sha256_init(struct berth_sha256 *c)
 {
     /* FIPS 180-4 §5.3.3 */
@@ -308,50 +361,18 @@ void berth_sha256_init(struct berth_sha256 *c)
 
 void berth_sha256_update(struct berth_sha256 *c, const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
-    sha256_blocks_fn blocks;
-
-    if (len == 0)
-        return;
-    blocks = sha256_blocks();
     c->bytes += len;
-    if (c->n > 0) {
-        size_t take = 64 - c->n < len ? 64 - c->n : len;
-
-        memcpy(c->buf + c->n, p, take);
-        c->n += take;
-        p += take;
-        len -= take;
-        if (c->n < 64)
-            return;
-        blocks(c->h, c->buf, 1);
-        c->n = 0;
-    }
-    if (len >= 64) {
-        blocks(c->h, p, len / 64);
-        p += len / 64 * 64;
-        len %= 64;
-    }
-    if (len > 0)
-        memcpy(c->buf, p, len);
-    c->n = len;
+    absorb(c->h, sha256_run, c->buf, sizeof(c->buf), &c->n, buf, len);
 }
 
 void berth_sha256_final(struct berth_sha256 *c, uint8_t out[BERTH_SHA256_LEN])
 {
-    sha256_blocks_fn blocks = sha256_blocks();
     uint64_t bits = c->bytes << 3;
 
-    /* §5.1.1: a 1 bit, zeros up to 56 mod 64 bytes, the length in bits */
-    c->buf[c->n++] = 0x80;
-    if (c->n > 56) {
-        memset(c->buf + c->n, 0, 64 - c->n);
-        blocks(c->h, c->buf, 1);
-        c->n = 0;
-    }
-    memset(c->buf + c->n, 0, 56 - c->n);
+    /* §5.1.1: the 64-bit length in bits ends the last block */
+    pad(c->h, sha256_run, c->buf, sizeof(c->buf), c->n, 56);
     store64(c->buf + 56, bits);
-    blocks(c->h, c->buf, 1);
+    sha256_run(c->h, c->buf, 1);
     for (int i = 0; i < 8; i++)
         store32(out + 4 * i, c->h[i]);
     memset(c, 0, sizeof(*c));
@@ -455,6 +476,11 @@ static void sha512_blocks(uint64_t st[8], const uint8_t *p, size_t nblocks)
     sha512_blocks_portable(st, p, nblocks);
 }
 
+static void sha512_run(void *state, const uint8_t *p, size_t nblocks)
+{
+    sha512_blocks(state, p, nblocks);
+}
+
 void berth_sha512_init(struct berth_sha512 *c)
 {
     /* FIPS 180-4 §5.3.5 */
@@ -469,46 +495,17 @@ void berth_sha512_init(struct berth_sha512 *c)
 
 void berth_sha512_update(struct berth_sha512 *c, const void *buf, size_t len)
 {
-    const uint8_t *p = buf;
-
-    if (len == 0)
-        return;
     c->bytes += len;
-    if (c->n > 0) {
-        size_t take = 128 - c->n < len ? 128 - c->n : len;
-
-        memcpy(c->buf + c->n, p, take);
-        c->n += take;
-        p += take;
-        len -= take;
-        if (c->n < 128)
-            return;
-        sha512_blocks(c->h, c->buf, 1);
-        c->n = 0;
-    }
-    if (len >= 128) {
-        sha512_blocks(c->h, p, len / 128);
-        p += len / 128 * 128;
-        len %= 128;
-    }
-    if (len > 0)
-        memcpy(c->buf, p, len);
-    c->n = len;
+    absorb(c->h, sha512_run, c->buf, sizeof(c->buf), &c->n, buf, len);
 }
 
 void berth_sha512_final(struct berth_sha512 *c, uint8_t out[BERTH_SHA512_LEN])
 {
-    /* §5.1.2: a 1 bit, zeros up to 112 mod 128 bytes, the 128-bit length in bits */
-    c->buf[c->n++] = 0x80;
-    if (c->n > 112) {
-        memset(c->buf + c->n, 0, 128 - c->n);
-        sha512_blocks(c->h, c->buf, 1);
-        c->n = 0;
-    }
-    memset(c->buf + c->n, 0, 112 - c->n);
+    /* §5.1.2: the 128-bit length in bits ends the last block */
+    pad(c->h, sha512_run, c->buf, sizeof(c->buf), c->n, 112);
     store64(c->buf + 112, c->bytes >> 61);
     store64(c->buf + 120, c->bytes << 3);
-    sha512_blocks(c->h, c->buf, 1);
+    sha512_run(c->h, c->buf, 1);
     for (int i = 0; i < 8; i++)
         store64(out + 8 * i, c->h[i]);
     memset(c, 0, sizeof(*c));
