@@ -274,6 +274,34 @@ def upload_file_part(cl, repo, fd, off, n, digest):
 # Inputs (generated offline, cached in build/bench/data)
 
 
+def monolithic_upload(cl, base_url, repo, path, digest):
+    """POST, then curl PUT ?digest= with the whole file as the body."""
+    loc = start_upload(cl, repo)
+    r = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+             "-H", "Content-Type: application/octet-stream", "-H", "Expect:",
+             "-T", path, base_url + add_query(loc, "digest=" + digest)], timeout=900)
+    if r.stdout.strip() != "201":
+        raise RuntimeError(f"monolithic upload: {r.stdout} {r.stderr}")
+
+
+def chunked_upload(cl, repo, path, size, chunk, digest):
+    """POST, PATCHes of `chunk` bytes with Content-Range, then PUT ?digest=."""
+    loc = start_upload(cl, repo)
+    with open(path, "rb") as f:
+        for off in range(0, size, chunk):
+            n = min(chunk, size - off)
+            st, r, body = cl.send_file("PATCH", loc, f.fileno(), off, n, {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{off}-{off + n - 1}"})
+            if st != 202:
+                raise RuntimeError(f"PATCH at {off}: {st} {body[:200]!r}")
+            loc = location_path(r)
+    st, _, body = cl.req("PUT", add_query(loc, "digest=" + digest),
+                         headers={"Content-Length": "0"})
+    if st != 201:
+        raise RuntimeError(f"final PUT: {st} {body[:200]!r}")
+
+
 def random_file(path, size):
     """A file of `size` random bytes (kept if it already has that size);
     returns its sha256 digest (cached next to it)."""
@@ -530,12 +558,7 @@ class Bench:
         cl = Client(reg.port)
         # monolithic upload: POST, then curl PUT ?digest= with the whole file
         def mono():
-            loc = start_upload(cl, repo)
-            r = run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
-                     "-H", "Content-Type: application/octet-stream", "-H", "Expect:",
-                     "-T", blob_a, reg.url(add_query(loc, "digest=" + dig_a))], timeout=900)
-            if r.stdout.strip() != "201":
-                raise RuntimeError(f"monolithic upload: {r.stdout} {r.stderr}")
+            monolithic_upload(cl, reg.url(""), repo, blob_a, dig_a)
         secs, cpu, _ = self.measure(reg, mono)
         self.record(kind, "monolithic upload", run_no, MBps=blob_bytes / secs / 1e6,
                     cpu_s_per_GB=cpu / (blob_bytes / 1e9), secs=secs, cpu_s=cpu)
@@ -543,20 +566,7 @@ class Bench:
         # chunked upload: PATCHes of chunk_mib with Content-Range, then PUT ?digest=
         chunk = cfg["chunk_mib"] * MiB
         def chunked():
-            loc = start_upload(cl, repo)
-            with open(blob_b, "rb") as f:
-                for off in range(0, blob_bytes, chunk):
-                    n_ = min(chunk, blob_bytes - off)
-                    st, r, body = cl.send_file("PATCH", loc, f.fileno(), off, n_, {
-                        "Content-Type": "application/octet-stream",
-                        "Content-Range": f"{off}-{off + n_ - 1}"})
-                    if st != 202:
-                        raise RuntimeError(f"PATCH at {off}: {st} {body[:200]!r}")
-                    loc = location_path(r)
-            st, _, body = cl.req("PUT", add_query(loc, "digest=" + dig_b),
-                                 headers={"Content-Length": "0"})
-            if st != 201:
-                raise RuntimeError(f"final PUT: {st} {body[:200]!r}")
+            chunked_upload(cl, repo, blob_b, blob_bytes, chunk, dig_b)
         secs, cpu, _ = self.measure(reg, chunked)
         self.record(kind, "chunked upload", run_no, MBps=blob_bytes / secs / 1e6,
                     cpu_s_per_GB=cpu / (blob_bytes / 1e9), secs=secs, cpu_s=cpu)

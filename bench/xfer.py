@@ -45,26 +45,10 @@ def main():
             return (int(fields[11]) + int(fields[12])) / bench.CLK_TCK
 
         def mono():
-            loc = bench.start_upload(cl, "xfer/blob")
-            r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X",
-                                "PUT", "-H", "Expect:", "-T", blob,
-                                url + bench.add_query(loc, "digest=" + dig)],
-                               capture_output=True, text=True)
-            assert r.stdout == "201", r
+            bench.monolithic_upload(cl, url, "xfer/blob", blob, dig)
 
         def chunked():
-            loc, chunk = bench.start_upload(cl, "xfer/blob"), 16 << 20
-            with open(blob, "rb") as f:
-                for off in range(0, size, chunk):
-                    n = min(chunk, size - off)
-                    st, r, body = cl.send_file("PATCH", loc, f.fileno(), off, n, {
-                        "Content-Type": "application/octet-stream",
-                        "Content-Range": f"{off}-{off + n - 1}"})
-                    assert st == 202, (st, body)
-                    loc = bench.location_path(r)
-            st, _, body = cl.req("PUT", bench.add_query(loc, "digest=" + dig),
-                                 headers={"Content-Length": "0"})
-            assert st == 201, (st, body)
+            bench.chunked_upload(cl, "xfer/blob", blob, size, 16 << 20, dig)
 
         def download():
             subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null",
