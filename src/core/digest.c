@@ -166,11 +166,9 @@ int berth_digest_equal(const struct berth_digest *a, const struct berth_digest *
 }
 
 /* The state behind berth_hasher.ctx: one allocation per hasher. */
-struct hash_state {
-    union {
-        struct berth_sha256 sha256;
-        struct berth_sha512 sha512;
-    } u;
+union hash_state {
+    struct berth_sha256 sha256;
+    struct berth_sha512 sha512;
 };
 
 static int check_algo(enum berth_digest_algo algo)
@@ -189,7 +187,7 @@ static void finish(struct berth_digest *out, enum berth_digest_algo algo)
 
 int berth_hasher_init(struct berth_hasher *h, enum berth_digest_algo algo)
 {
-    struct hash_state *st;
+    union hash_state *st;
     int error;
 
     h->algo = BERTH_DIGEST_NONE;
@@ -199,9 +197,9 @@ int berth_hasher_init(struct berth_hasher *h, enum berth_digest_algo algo)
     if ((st = malloc(sizeof(*st))) == NULL)
         return berth_error_set(BERTH_ERROR, "out of memory creating a hash context");
     if (algo == BERTH_SHA256)
-        berth_sha256_init(&st->u.sha256);
+        berth_sha256_init(&st->sha256);
     else
-        berth_sha512_init(&st->u.sha512);
+        berth_sha512_init(&st->sha512);
     h->algo = algo;
     h->ctx = st;
     return 0;
@@ -209,35 +207,35 @@ int berth_hasher_init(struct berth_hasher *h, enum berth_digest_algo algo)
 
 int berth_hasher_update(struct berth_hasher *h, const void *buf, size_t len)
 {
-    struct hash_state *st = h->ctx;
+    union hash_state *st = h->ctx;
 
     if (!st)
         return berth_error_set(BERTH_ERROR, "hasher not initialised");
     if (h->algo == BERTH_SHA256)
-        berth_sha256_update(&st->u.sha256, buf, len);
+        berth_sha256_update(&st->sha256, buf, len);
     else
-        berth_sha512_update(&st->u.sha512, buf, len);
+        berth_sha512_update(&st->sha512, buf, len);
     return 0;
 }
 
 int berth_hasher_final(struct berth_hasher *h, struct berth_digest *out)
 {
-    struct hash_state *st = h->ctx;
+    union hash_state *st = h->ctx;
 
     memset(out, 0, sizeof(*out));
     if (!st)
         return berth_error_set(BERTH_ERROR, "hasher not initialised");
     if (h->algo == BERTH_SHA256)
-        berth_sha256_final(&st->u.sha256, out->raw);
+        berth_sha256_final(&st->sha256, out->raw);
     else
-        berth_sha512_final(&st->u.sha512, out->raw);
+        berth_sha512_final(&st->sha512, out->raw);
     finish(out, h->algo);
     return 0;
 }
 
 int berth_hasher_copy(struct berth_hasher *dst, const struct berth_hasher *src)
 {
-    struct hash_state *st;
+    union hash_state *st;
 
     dst->algo = BERTH_DIGEST_NONE;
     dst->ctx = NULL;
