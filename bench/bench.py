@@ -32,13 +32,11 @@ import datetime
 import gzip
 import hashlib
 import http.client
-import io
 import json
 import mmap
 import os
 import platform
 import resource
-import select
 import shutil
 import signal
 import socket
